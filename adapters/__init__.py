@@ -1,0 +1,1 @@
+"""Implementations of the ports, and the composition root that wires them from settings."""

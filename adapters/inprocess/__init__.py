@@ -1,0 +1,1 @@
+"""In-process adapters: for unit tests and for the embedded one-process shop."""

@@ -1,0 +1,258 @@
+"""A unit of work over dictionaries, with the same compare-and-set rules as the SQL store.
+
+Units of work run one at a time (a lock) and undo their changes unless committed, so an
+uncommitted unit of work leaves no trace, as a database transaction would.
+"""
+
+import copy
+import itertools
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from ...core.model import LockStatus, Order, Payment, StockLock
+from ...ports.store import (
+    Outbox,
+    OutboxMessage,
+    OrderStore,
+    PaymentStore,
+    PointsStore,
+    StockStore,
+    UnitOfWork,
+)
+
+
+@dataclass
+class Sku:
+    sku_id: int
+    sku_name: str
+    stock: int
+    stock_locked: int = 0
+    sales: int = 0
+
+
+@dataclass
+class Member:
+    id: int
+    username: str
+    integration: int = 0
+    growth: int = 0
+
+
+@dataclass
+class Tables:
+    """Everything the in-process store holds; tests arrange and inspect it directly."""
+
+    payments: dict = field(default_factory=dict)  # id -> Payment
+    orders: dict = field(default_factory=dict)  # order_sn -> Order
+    locks: dict = field(default_factory=dict)  # id -> StockLock
+    skus: dict = field(default_factory=dict)  # sku_id -> Sku
+    members: dict = field(default_factory=dict)  # id -> Member
+    ledger: set = field(default_factory=set)  # order_sn awarded
+    outbox: dict = field(default_factory=dict)  # id -> [OutboxMessage, sent_at]
+
+
+class InMemoryDatabase:
+    """Shared state of every in-process unit of work."""
+
+    def __init__(self, clock=datetime.now):
+        self.tables = Tables()
+        self.lock = threading.RLock()
+        self.clock = clock
+        self._ids = itertools.count(1)
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def add_member(self, member_id: int, username: str) -> Member:
+        with self.lock:
+            member = self.tables.members[member_id] = Member(member_id, username)
+            return member
+
+    def add_sku(self, sku_id: int, sku_name: str, stock: int) -> Sku:
+        with self.lock:
+            sku = self.tables.skus[sku_id] = Sku(sku_id, sku_name, stock)
+            return sku
+
+    def add_order(self, order: Order, locks=()):
+        """Arrange an order and its stock locks ``[(sku_id, quantity)]`` as the order service would."""
+        with self.lock:
+            self.tables.orders[order.order_sn] = order
+            for sku_id, quantity in locks:
+                lock_id = self.next_id()
+                self.tables.locks[lock_id] = StockLock(lock_id, order.order_sn, sku_id, quantity, LockStatus.LOCKED)
+                self.tables.skus[sku_id].stock_locked += quantity
+
+    def unit_of_work(self) -> "InMemoryUnitOfWork":
+        return InMemoryUnitOfWork(self)
+
+
+_MISSING = object()
+
+
+class InMemoryUnitOfWork(UnitOfWork):
+    """Serialises on the database lock and keeps an undo log, so rollback restores."""
+
+    def __init__(self, db: InMemoryDatabase):
+        self.db = db
+        self.t = db.tables
+        self._undo = {}
+        self.payments = _PaymentView(self)
+        self.orders = _OrderView(self)
+        self.stock = _StockView(self)
+        self.points = _PointsView(self)
+        self.outbox = _OutboxView(self)
+
+    def __enter__(self):
+        self.db.lock.acquire()
+        return self
+
+    def __exit__(self, *exc_info):
+        try:
+            self.rollback()
+        finally:
+            self.db.lock.release()
+
+    def now(self):
+        return self.db.clock()
+
+    def touch(self, table: str, key):
+        """Remember the original of ``table[key]`` before the first change to it."""
+        if (table, key) not in self._undo:
+            container = getattr(self.t, table)
+            if isinstance(container, set):
+                original = key in container
+            else:
+                original = copy.deepcopy(container.get(key, _MISSING))
+            self._undo[(table, key)] = original
+
+    def commit(self):
+        self._undo.clear()
+
+    def rollback(self):
+        for (table, key), original in self._undo.items():
+            container = getattr(self.t, table)
+            if isinstance(container, set):
+                (container.add if original else container.discard)(key)
+            elif original is _MISSING:
+                container.pop(key, None)
+            else:
+                container[key] = original
+        self._undo.clear()
+
+
+class _PaymentView(PaymentStore):
+    def __init__(self, uow):
+        self.uow = uow
+
+    def find(self, order_sn, payment_type):
+        return next(
+            (copy.copy(p) for p in self.uow.t.payments.values() if (p.order_sn, p.payment_type) == (order_sn, payment_type)),
+            None,
+        )
+
+    def by_trade(self, payment_type, out_trade_no):
+        return next(
+            (copy.copy(p) for p in self.uow.t.payments.values() if (p.payment_type, p.out_trade_no) == (payment_type, out_trade_no)),
+            None,
+        )
+
+    def for_order(self, order_sn):
+        return [copy.copy(p) for p in self.uow.t.payments.values() if p.order_sn == order_sn]
+
+    def add_once(self, payment: Payment) -> Payment:
+        existing = self.find(payment.order_sn, payment.payment_type)
+        if existing is not None:
+            return existing
+        stored = replace(payment, id=self.uow.db.next_id())
+        self.uow.touch("payments", stored.id)
+        self.uow.t.payments[stored.id] = stored
+        return copy.copy(stored)
+
+    def move(self, payment_id, from_status, to_status, *, trade_no=None, callback_time=None, callback_content=None):
+        payment = self.uow.t.payments.get(payment_id)
+        if payment is None or payment.payment_status != from_status:
+            return False
+        self.uow.touch("payments", payment_id)
+        payment.payment_status = to_status
+        payment.trade_no = trade_no
+        payment.callback_time = callback_time
+        payment.callback_content = callback_content
+        return True
+
+
+class _OrderView(OrderStore):
+    def __init__(self, uow):
+        self.uow = uow
+
+    def get(self, order_sn):
+        order = self.uow.t.orders.get(order_sn)
+        return copy.deepcopy(order)
+
+    def move(self, order_sn, from_status, to_status):
+        order = self.uow.t.orders.get(order_sn)
+        if order is None or order.status != from_status:
+            return False
+        self.uow.touch("orders", order_sn)
+        order.status = to_status
+        return True
+
+
+class _StockView(StockStore):
+    def __init__(self, uow):
+        self.uow = uow
+
+    def locks_for(self, order_sn):
+        return [lock for lock in self.uow.t.locks.values() if lock.order_sn == order_sn]
+
+    def move_lock(self, lock_id, from_status, to_status):
+        lock = self.uow.t.locks.get(lock_id)
+        if lock is None or lock.status != from_status:
+            return False
+        self.uow.touch("locks", lock_id)
+        self.uow.t.locks[lock_id] = replace(lock, status=to_status)
+        return True
+
+    def deduct(self, sku_id, quantity):
+        self.uow.touch("skus", sku_id)
+        sku = self.uow.t.skus[sku_id]
+        sku.stock -= quantity
+        sku.stock_locked -= quantity
+        sku.sales += quantity
+
+
+class _PointsView(PointsStore):
+    def __init__(self, uow):
+        self.uow = uow
+
+    def claim(self, order_sn, member_id, integration, growth):
+        if order_sn in self.uow.t.ledger:
+            return False
+        self.uow.touch("ledger", order_sn)
+        self.uow.t.ledger.add(order_sn)
+        return True
+
+    def credit(self, member_id, integration, growth):
+        self.uow.touch("members", member_id)
+        member = self.uow.t.members[member_id]
+        member.integration += integration
+        member.growth += growth
+
+
+class _OutboxView(Outbox):
+    def __init__(self, uow):
+        self.uow = uow
+
+    def add(self, event):
+        message_id = self.uow.db.next_id()
+        self.uow.touch("outbox", message_id)
+        self.uow.t.outbox[message_id] = [OutboxMessage(message_id, event, self.uow.now()), None]
+
+    def unsent(self, limit):
+        waiting = [m for m, sent in self.uow.t.outbox.values() if sent is None]
+        return sorted(waiting, key=lambda m: m.id)[:limit]
+
+    def mark_sent(self, ids, at):
+        for message_id in ids:
+            self.uow.touch("outbox", message_id)
+            self.uow.t.outbox[message_id][1] = at

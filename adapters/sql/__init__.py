@@ -1,0 +1,1 @@
+"""SQL adapters on Flask-SQLAlchemy: SQLite by default, MySQL/MariaDB through PyMySQL."""

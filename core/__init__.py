@@ -1,0 +1,1 @@
+"""The payment domain: pure Python, standard library only."""

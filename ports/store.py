@@ -1,0 +1,126 @@
+"""The store ports: what the services read and change, grouped in one unit of work.
+
+Every change that must happen at most once is a compare-and-set (``move``, ``claim``,
+``add_once``) that reports whether *this* call made it, so two workers racing on the same
+order cannot both apply it.
+"""
+
+import abc
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..core.events import Event
+from ..core.model import LockStatus, Order, OrderStatus, Payment, PaymentStatus, StockLock
+
+
+class PaymentStore(abc.ABC):
+    @abc.abstractmethod
+    def find(self, order_sn: str, payment_type: str) -> Payment | None:
+        """The payment of this order with this provider, if any."""
+
+    @abc.abstractmethod
+    def by_trade(self, payment_type: str, out_trade_no: str) -> Payment | None:
+        """The payment a provider's notification refers to."""
+
+    @abc.abstractmethod
+    def for_order(self, order_sn: str) -> list[Payment]:
+        """Every payment of an order, oldest first."""
+
+    @abc.abstractmethod
+    def add_once(self, payment: Payment) -> Payment:
+        """Store ``payment`` unless one exists for its order and provider; return the stored one.
+
+        Must stay correct when two transactions race: exactly one row survives.
+        """
+
+    @abc.abstractmethod
+    def move(
+        self,
+        payment_id: int,
+        from_status: PaymentStatus,
+        to_status: PaymentStatus,
+        *,
+        trade_no: str | None = None,
+        callback_time: datetime | None = None,
+        callback_content: str | None = None,
+    ) -> bool:
+        """Change the status only if it is still ``from_status``; True if this call did."""
+
+
+class OrderStore(abc.ABC):
+    @abc.abstractmethod
+    def get(self, order_sn: str) -> Order | None:
+        """The order with its items, or None."""
+
+    @abc.abstractmethod
+    def move(self, order_sn: str, from_status: OrderStatus, to_status: OrderStatus) -> bool:
+        """Change the order's status only if it is still ``from_status``."""
+
+
+class StockStore(abc.ABC):
+    @abc.abstractmethod
+    def locks_for(self, order_sn: str) -> list[StockLock]:
+        """The stock locks an order holds, whatever their status."""
+
+    @abc.abstractmethod
+    def move_lock(self, lock_id: int, from_status: LockStatus, to_status: LockStatus) -> bool:
+        """Change a lock's status only if it is still ``from_status``."""
+
+    @abc.abstractmethod
+    def deduct(self, sku_id: int, quantity: int) -> None:
+        """Ship locked units: stock -n, stock_locked -n, sales +n."""
+
+
+class PointsStore(abc.ABC):
+    @abc.abstractmethod
+    def claim(self, order_sn: str, member_id: int, integration: int, growth: int) -> bool:
+        """Record the award for this order in the ledger; False if it was already recorded."""
+
+    @abc.abstractmethod
+    def credit(self, member_id: int, integration: int, growth: int) -> None:
+        """Add points to the member's balance."""
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    event: Event
+    created_at: datetime
+
+
+class Outbox(abc.ABC):
+    @abc.abstractmethod
+    def add(self, event: Event) -> None:
+        """Keep ``event`` to be sent once the surrounding unit of work commits."""
+
+    @abc.abstractmethod
+    def unsent(self, limit: int) -> list[OutboxMessage]:
+        """The oldest events not yet accepted by the broker."""
+
+    @abc.abstractmethod
+    def mark_sent(self, ids: Iterable[int], at: datetime) -> None:
+        """Record that the broker accepted these events."""
+
+
+class UnitOfWork(abc.ABC):
+    """One transaction over every store; rolls back unless ``commit()`` was called."""
+
+    payments: PaymentStore
+    orders: OrderStore
+    stock: StockStore
+    points: PointsStore
+    outbox: Outbox
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.rollback()
+
+    @abc.abstractmethod
+    def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def rollback(self) -> None:
+        """Discard what was not committed; harmless after a commit."""
