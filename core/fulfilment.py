@@ -17,8 +17,10 @@ class FulfilmentService:
     False when the change had already been made, so a redelivered message is harmless.
     """
 
-    def __init__(self, uow: Callable):
+    def __init__(self, uow: Callable, after_commit: Callable[[], object] = lambda: None):
+        """``after_commit`` runs after a commit that wrote an event (the relay's flush)."""
         self.uow = uow
+        self.after_commit = after_commit
 
     def mark_order_paid(self, order_sn: str) -> bool:
         """Awaiting payment (0) becomes awaiting shipment (1), only if still 0."""
@@ -27,12 +29,13 @@ class FulfilmentService:
             if order is None:
                 raise OrderNotFound(order_sn)
             moved = uow.orders.move(order_sn, OrderStatus.AWAITING_PAYMENT, OrderStatus.AWAITING_SHIPMENT)
-            if moved:
-                uow.outbox.add(events.order_paid(order_sn))
-                uow.commit()
-            else:
+            if not moved:
                 log.info("order %s already left status 0 (now %s)", order_sn, order.status.name)
-            return moved
+                return False
+            uow.outbox.add(events.order_paid(order_sn))
+            uow.commit()
+        self.after_commit()
+        return True
 
     def deduct_stock(self, order_sn: str) -> bool:
         """Turn the order's stock locks into shipped units: stock -n, locked -n, sales +n."""
@@ -45,6 +48,11 @@ class FulfilmentService:
                     changed = True
             uow.commit()
             return changed
+
+    def run(self, event_name: str, order_sn: str) -> None:
+        """Run every step that ``event_name`` triggers (the bus adapters' single entry)."""
+        for step in STEPS_BY_EVENT[event_name]:
+            getattr(self, step)(order_sn)
 
     def award_points(self, order_sn: str) -> bool:
         """Credit the member with the order's integration and growth, once per order."""

@@ -16,7 +16,7 @@ def to_amount(value) -> Decimal:
     decimals are refused rather than silently rounded, since a provider that reports
     ``1.005`` is reporting something we did not ask for.
     """
-    if isinstance(value, float) or isinstance(value, bool):
+    if isinstance(value, (float, bool)):
         raise InvalidAmount(f"amount must be a Decimal or a string, not {type(value).__name__}")
     try:
         amount = Decimal(str(value).strip())
@@ -24,7 +24,10 @@ def to_amount(value) -> Decimal:
         raise InvalidAmount(f"not an amount: {value!r}") from None
     if not amount.is_finite():
         raise InvalidAmount(f"not an amount: {value!r}")
-    quantized = amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    try:
+        quantized = amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # too many digits for the context (>= 1e26): far out of range
+        raise InvalidAmount(f"amount {value!r} outside {MIN_AMOUNT}..{MAX_AMOUNT}") from None
     if quantized != amount:
         raise InvalidAmount(f"more than two decimal places: {value!r}")
     if not MIN_AMOUNT <= quantized <= MAX_AMOUNT:

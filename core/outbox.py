@@ -22,7 +22,18 @@ class OutboxRelay:
         self.batch = batch
 
     def flush(self) -> int:
-        """Send unsent events until none is left or the bus refuses one; return how many."""
+        """Send unsent events until none is left or the bus refuses one; return how many.
+
+        Never raises: it runs right after commits that must not fail because of it, and
+        whatever it could not send stays in the outbox for the next flush.
+        """
+        try:
+            return self._flush()
+        except Exception:
+            log.exception("outbox flush failed; unsent events stay in the outbox")
+            return 0
+
+    def _flush(self) -> int:
         sent = 0
         while True:
             with self.uow() as uow:

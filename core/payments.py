@@ -31,13 +31,16 @@ class PaymentService:
     """Payments of orders through any enabled provider.
 
     ``uow`` builds a unit of work (see ``ports.store.UnitOfWork``); ``providers`` is a
-    ``ports.providers.ProviderRegistry``; ``clock`` returns the current time.
+    ``ports.providers.ProviderRegistry``; ``clock`` returns the current time;
+    ``after_commit`` runs after a commit that wrote an event (the outbox relay's flush).
     """
 
-    def __init__(self, uow: Callable, providers, clock: Callable[[], datetime] = datetime.now):
+    def __init__(self, uow: Callable, providers, clock: Callable[[], datetime] = datetime.now,
+                 after_commit: Callable[[], object] = lambda: None):
         self.uow = uow
         self.providers = providers
         self.clock = clock
+        self.after_commit = after_commit
 
     def start(self, order_sn: str, provider_name: str) -> Payment:
         """The payment of this order with this provider, made once however often asked."""
@@ -48,7 +51,10 @@ class PaymentService:
                 raise OrderNotFound(order_sn)
             if order.status != OrderStatus.AWAITING_PAYMENT:
                 raise OrderNotPayable(order_sn)
-            payment = uow.payments.find(order_sn, provider_name)
+            payments = uow.payments.for_order(order_sn)
+            if any(p.payment_status == PaymentStatus.PAID for p in payments):
+                raise OrderNotPayable(order_sn)  # paid already, fulfilment not yet through
+            payment = next((p for p in payments if p.payment_type == provider_name), None)
             if payment is None:
                 payment = uow.payments.add_once(
                     Payment(
@@ -63,6 +69,11 @@ class PaymentService:
         if payment.payment_status != PaymentStatus.UNPAID:
             raise OrderNotPayable(order_sn)
         return payment
+
+    def checkout(self, order_sn: str, provider_name: str, urls):
+        """Start (or resume) the payment and ask the provider how to send the shopper there."""
+        payment = self.start(order_sn, provider_name)
+        return self.providers.get(provider_name).checkout(payment, urls)
 
     def handle_notification(self, provider_name: str, params: Mapping[str, str]) -> NotificationResult:
         """Verify, check and apply a provider's asynchronous notification.
@@ -80,6 +91,8 @@ class PaymentService:
             return NotificationResult(
                 False, rejected.reason, ack.body, ack.content_type, ack.status, detail=rejected.detail
             )
+        if outcome == "paid":
+            self.after_commit()
         ack = provider.acknowledge(True)
         log.info("%s notification for %s: %s", provider_name, notification.out_trade_no, outcome)
         return NotificationResult(True, outcome, ack.body, ack.content_type, ack.status, payment)

@@ -12,9 +12,9 @@ from datetime import datetime
 
 from ...core.model import LockStatus, Order, Payment, StockLock
 from ...ports.store import (
+    OrderStore,
     Outbox,
     OutboxMessage,
-    OrderStore,
     PaymentStore,
     PointsStore,
     StockStore,
@@ -123,7 +123,9 @@ class InMemoryUnitOfWork(UnitOfWork):
             if isinstance(container, set):
                 original = key in container
             else:
-                original = copy.deepcopy(container.get(key, _MISSING))
+                # Not deepcopy(container.get(key, _MISSING)): a deep copy of the sentinel is
+                # another object, and rollback would store it instead of removing the row.
+                original = copy.deepcopy(container[key]) if key in container else _MISSING
             self._undo[(table, key)] = original
 
     def commit(self):
@@ -136,6 +138,8 @@ class InMemoryUnitOfWork(UnitOfWork):
                 (container.add if original else container.discard)(key)
             elif original is _MISSING:
                 container.pop(key, None)
+            elif type(container.get(key)) is type(original) and hasattr(original, "__dict__"):
+                vars(container[key]).update(vars(original))  # in place: callers' references stay live
             else:
                 container[key] = original
         self._undo.clear()
@@ -164,6 +168,8 @@ class _PaymentView(PaymentStore):
         existing = self.find(payment.order_sn, payment.payment_type)
         if existing is not None:
             return existing
+        if self.by_trade(payment.payment_type, payment.out_trade_no) is not None:
+            raise ValueError(f"{payment.payment_type} trade {payment.out_trade_no} belongs to another order")
         stored = replace(payment, id=self.uow.db.next_id())
         self.uow.touch("payments", stored.id)
         self.uow.t.payments[stored.id] = stored

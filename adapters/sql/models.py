@@ -3,13 +3,43 @@
 ``db`` builds no engine here: Flask-SQLAlchemy creates it when an app calls ``init_app``.
 """
 
+from decimal import Decimal
+
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import BigInteger, Index, Integer, Numeric, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+
+class DecimalText(TypeDecorator):
+    """Decimal kept as text: SQLite has no decimal type and would store a float."""
+
+    impl = String(40)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else str(Decimal(value))
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else Decimal(value)
+
 
 # SQLite only auto-increments an INTEGER primary key; MySQL gets BIGINT as in the seed.
 Id = BigInteger().with_variant(Integer(), "sqlite")
-Money = Numeric(18, 4, asdecimal=True)
+Money = Numeric(18, 4, asdecimal=True).with_variant(DecimalText(), "sqlite")
+# MySQL's DATETIME drops fractions of a second unless asked to keep them.
+Timestamp = DateTime().with_variant(DATETIME(fsp=6), "mysql", "mariadb")
 
 
 class Base(DeclarativeBase):
@@ -36,8 +66,8 @@ class PaymentInfo(db.Model):
     total_amount = db.Column(Money, nullable=False)
     subject = db.Column(String(100))
     payment_status = db.Column(SmallInteger, nullable=False, default=0)
-    create_time = db.Column(db.DateTime, nullable=False)
-    callback_time = db.Column(db.DateTime)
+    create_time = db.Column(Timestamp, nullable=False)
+    callback_time = db.Column(Timestamp)
     callback_content = db.Column(Text)
 
 
@@ -52,7 +82,7 @@ class Order(db.Model):
     pay_amount = db.Column(Money, nullable=False)
     integration = db.Column(Integer, nullable=False, default=0)
     growth = db.Column(Integer, nullable=False, default=0)
-    create_time = db.Column(db.DateTime, nullable=False)
+    create_time = db.Column(Timestamp, nullable=False)
     items = db.relationship("OrderItem", order_by="OrderItem.id", lazy="selectin")
 
 
@@ -92,7 +122,7 @@ class StockLock(db.Model):
     sku_id = db.Column(Id, nullable=False)
     quantity = db.Column(Integer, nullable=False)
     status = db.Column(SmallInteger, nullable=False, default=0)
-    create_time = db.Column(db.DateTime, nullable=False)
+    create_time = db.Column(Timestamp, nullable=False)
 
 
 class Member(db.Model):
@@ -118,7 +148,7 @@ class PointsLedger(db.Model):
     member_id = db.Column(Id, nullable=False, index=True)
     integration = db.Column(Integer, nullable=False)
     growth = db.Column(Integer, nullable=False)
-    create_time = db.Column(db.DateTime, nullable=False)
+    create_time = db.Column(Timestamp, nullable=False)
 
 
 class OutboxEvent(db.Model):
@@ -131,5 +161,5 @@ class OutboxEvent(db.Model):
     name = db.Column(String(64), nullable=False)
     order_sn = db.Column(String(64), nullable=False, index=True)
     payload = db.Column(Text, nullable=False)
-    create_time = db.Column(db.DateTime, nullable=False)
-    sent_time = db.Column(db.DateTime)
+    create_time = db.Column(Timestamp, nullable=False)
+    sent_time = db.Column(Timestamp)

@@ -1,0 +1,74 @@
+"""Demo data for the embedded shop: members, SKUs with stock, orders awaiting payment.
+
+It stands in for the order service, which would have created the orders and locked their
+stock; running it again tops each member up to a few open orders and changes nothing else.
+"""
+
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from werkzeug.security import generate_password_hash
+
+from ...core.model import Order, OrderItem, OrderStatus
+from . import fixtures
+from .models import Member, WareSku, db
+from .models import Order as OrderRow
+
+OPEN_ORDERS_PER_MEMBER = 3
+
+
+@dataclass(frozen=True)
+class DemoMember:
+    id: int
+    username: str
+    password: str
+
+
+MEMBERS = (DemoMember(1, "demo", "demo123"), DemoMember(2, "alice", "alice123"))
+SKUS = (
+    (1001, "华为 Mate 60 Pro 12GB+512GB", Decimal("6999.00"), 100),
+    (1002, "小米 14 16GB+1TB", Decimal("4999.00"), 100),
+    (1003, "谷粒定制 帆布袋", Decimal("39.90"), 500),
+)
+
+
+def new_order_sn(now: datetime | None = None) -> str:
+    """A time-ordered order number like the seed's IdWorker.getTimeId()."""
+    return (now or datetime.now()).strftime("%Y%m%d%H%M%S%f") + f"{random.randrange(10**6):06d}"
+
+
+def seed() -> int:
+    """Make the demo data exist; return how many orders were created."""
+    for member in MEMBERS:
+        if db.session.get(Member, member.id) is None:
+            fixtures.add_member(member.id, member.username, generate_password_hash(member.password))
+    for sku_id, name, price, stock in SKUS:
+        if db.session.scalar(select(WareSku).where(WareSku.sku_id == sku_id)) is None:
+            fixtures.add_sku(sku_id, name, stock, price)
+    created = 0
+    for member in MEMBERS:
+        open_orders = db.session.scalar(
+            select(func.count()).select_from(OrderRow).where(
+                OrderRow.member_id == member.id, OrderRow.status == OrderStatus.AWAITING_PAYMENT
+            )
+        )
+        for n in range(open_orders, OPEN_ORDERS_PER_MEMBER):
+            sku_id, name, price, _ = SKUS[n % len(SKUS)]
+            quantity = 1 + n % 2
+            amount = price * quantity
+            order = Order(
+                order_sn=new_order_sn(),
+                member_id=member.id,
+                status=OrderStatus.AWAITING_PAYMENT,
+                pay_amount=amount,
+                integration=int(amount) // 10,
+                growth=int(amount) // 10,
+                items=[OrderItem(sku_id, name, quantity, price)],
+            )
+            fixtures.add_order(order, [(sku_id, quantity)])
+            created += 1
+    db.session.commit()
+    return created

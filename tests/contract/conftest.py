@@ -1,0 +1,167 @@
+"""Backends of the store contract: the in-process store, SQLite (a file) and MariaDB.
+
+MariaDB runs when ``GMALL_TEST_MYSQL_URL`` names a server (``mysql+pymysql://root@127.0.0.1:3306``);
+each test gets a fresh database there. Without the URL its tests are deselected, unless
+``GMALL_REQUIRE_SERVICES=1`` asks for every service, in which case a missing URL or an
+unreachable server fails the run rather than passing with less tested.
+"""
+
+import contextlib
+import os
+import uuid
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from gmall_payment.adapters.inprocess.store import InMemoryDatabase
+from gmall_payment.adapters.sql import fixtures
+from gmall_payment.adapters.sql.engine import engine_options
+from gmall_payment.adapters.sql.models import Member, PointsLedger, WareSku, db
+from gmall_payment.adapters.sql.store import SqlUnitOfWork
+
+MYSQL_URL = os.environ.get("GMALL_TEST_MYSQL_URL")
+REQUIRE_SERVICES = os.environ.get("GMALL_REQUIRE_SERVICES") == "1"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "mariadb: needs a MariaDB/MySQL server named by GMALL_TEST_MYSQL_URL")
+
+
+@pytest.hookimpl(trylast=True)  # after ``-m``: ``-m "not mariadb"`` needs no URL even when required
+def pytest_collection_modifyitems(config, items):
+    """Deselect the MariaDB tests when no server is named (and none is required)."""
+    if MYSQL_URL:
+        return
+    needing = [item for item in items if item.get_closest_marker("mariadb")]
+    if not needing:
+        return
+    if REQUIRE_SERVICES:
+        raise pytest.UsageError(
+            "GMALL_REQUIRE_SERVICES=1 but GMALL_TEST_MYSQL_URL is unset: "
+            "set it to a MariaDB server, e.g. mysql+pymysql://root@127.0.0.1:3306"
+        )
+    config.hook.pytest_deselected(items=needing)
+    items[:] = [item for item in items if not item.get_closest_marker("mariadb")]
+
+
+class InProcessBackend:
+    """The in-process store with the arranging and inspecting calls the contract uses."""
+
+    concurrent = False  # its units of work take turns
+
+    def __init__(self):
+        self.db = InMemoryDatabase()
+        self.uow = self.db.unit_of_work
+        self.add_member = self.db.add_member
+        self.add_sku = self.db.add_sku
+        self.add_order = self.db.add_order
+
+    def context(self):
+        return contextlib.nullcontext()
+
+    def stock_of(self, sku_id):
+        sku = self.db.tables.skus[sku_id]
+        return sku.stock, sku.stock_locked, sku.sales
+
+    def points_of(self, member_id):
+        member = self.db.tables.members[member_id]
+        return member.integration, member.growth
+
+    def awarded(self, order_sn):
+        return order_sn in self.db.tables.ledger
+
+
+class SqlBackend:
+    """A SQL store; inspections read through ``db.session``, so inside a unit of work they
+    see its uncommitted changes, as the in-process inspections do."""
+
+    concurrent = True
+    uow = SqlUnitOfWork
+    add_member = staticmethod(fixtures.add_member)
+    add_sku = staticmethod(fixtures.add_sku)
+    add_order = staticmethod(fixtures.add_order)
+
+    def __init__(self, app):
+        self.app = app
+
+    def context(self):
+        """What a thread needs to use the store: its own app context, hence its own session."""
+        return self.app.app_context()
+
+    def stock_of(self, sku_id):
+        return tuple(
+            db.session.execute(
+                select(WareSku.stock, WareSku.stock_locked, WareSku.sales).where(WareSku.sku_id == sku_id)
+            ).one()
+        )
+
+    def points_of(self, member_id):
+        return tuple(db.session.execute(select(Member.integration, Member.growth).where(Member.id == member_id)).one())
+
+    def awarded(self, order_sn):
+        count = select(func.count()).select_from(PointsLedger).where(PointsLedger.order_sn == order_sn)
+        return db.session.scalar(count) > 0
+
+
+def _sql_backend(url: str):
+    app = Flask(__name__)
+    app.config.update(SQLALCHEMY_DATABASE_URI=url, SQLALCHEMY_ENGINE_OPTIONS=engine_options(url))
+    db.init_app(app)
+    with app.app_context():
+        db.create_all()
+        try:
+            yield SqlBackend(app)
+        finally:
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def mysql_server():
+    """An engine on the server (no database); unreachable fails if services are required."""
+    engine = create_engine(MYSQL_URL, isolation_level="AUTOCOMMIT")
+    reason = _unreachable(engine)
+    if reason:
+        message = f"MariaDB at {MYSQL_URL} is unreachable: {reason}"
+        if REQUIRE_SERVICES:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    yield engine
+    engine.dispose()
+
+
+def _unreachable(engine) -> str | None:
+    """Why the server does not answer, or None; outside ``except`` so a failure reads short."""
+    try:
+        engine.connect().close()
+    except OperationalError as error:
+        return str(error.orig)
+    return None
+
+
+@contextlib.contextmanager
+def _mysql_database(server):
+    """A fresh database with a random name, dropped afterwards whatever happened."""
+    name = f"gmall_test_{uuid.uuid4().hex[:12]}"
+    with server.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield make_url(MYSQL_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE `{name}`")
+
+
+@pytest.fixture(params=["inprocess", "sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def backend(request, tmp_path):
+    if request.param == "inprocess":
+        yield InProcessBackend()
+    elif request.param == "sqlite":
+        yield from _sql_backend(f"sqlite:///{tmp_path / 'store.db'}")
+    else:
+        with _mysql_database(request.getfixturevalue("mysql_server")) as url:
+            yield from _sql_backend(url)

@@ -1,0 +1,364 @@
+"""The store contract: what every implementation of ports.store must do, on every backend."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from gmall_payment.core import events
+from gmall_payment.core.model import LockStatus, Order, OrderItem, OrderStatus, Payment, PaymentStatus
+
+MEMBER = 7
+SN = "202405011230450001"
+OTHER_SN = "202405011230450002"
+CREATED = datetime(2024, 5, 1, 12, 30, 45)  # whole seconds: MySQL DATETIME keeps no fraction
+RACERS = 8
+
+
+def a_payment(order_sn=SN, provider="alipay", amount="123.45", **fields) -> Payment:
+    return Payment(
+        order_sn=order_sn,
+        payment_type=provider,
+        total_amount=Decimal(amount),
+        subject="谷粒商城-华为 Mate 60",
+        create_time=CREATED,
+        **fields,
+    )
+
+
+def an_order(order_sn=SN, pay_amount="123.45", status=OrderStatus.AWAITING_PAYMENT) -> Order:
+    return Order(
+        order_sn=order_sn,
+        member_id=MEMBER,
+        status=status,
+        pay_amount=Decimal(pay_amount),
+        integration=123,
+        growth=45,
+        items=[
+            OrderItem(sku_id=1, sku_name="华为 Mate 60", quantity=1, price=Decimal("100.05")),
+            OrderItem(sku_id=2, sku_name="充电器", quantity=2, price=Decimal("11.70")),
+        ],
+    )
+
+
+@pytest.fixture
+def shop(backend):
+    """A member, two SKUs and an order awaiting payment that locks 1 and 2 units of them."""
+    backend.add_member(MEMBER, "leifengyang")
+    backend.add_sku(1, "华为 Mate 60", 10)
+    backend.add_sku(2, "充电器", 20)
+    backend.add_order(an_order(), locks=[(1, 1), (2, 2)])
+    return backend
+
+
+def stored(backend, payment: Payment) -> Payment:
+    """Add ``payment`` in a committed unit of work of its own."""
+    with backend.uow() as uow:
+        payment = uow.payments.add_once(payment)
+        uow.commit()
+    return payment
+
+
+def read(backend, look):
+    """What ``look(uow)`` sees in a fresh unit of work (which then rolls back)."""
+    with backend.uow() as uow:
+        return look(uow)
+
+
+def race(backend, attempt):
+    """Run ``attempt(uow)`` from RACERS threads released together, each committing its own
+    unit of work in its own context; return what each attempt returned.
+
+    Each racer first reads the order, as the services do. Where units of work run side by
+    side, all of them have read before any writes, so a loser that re-reads must see the
+    winner's row past the snapshot its first read may have fixed (MySQL REPEATABLE READ).
+    """
+    start = threading.Barrier(RACERS, timeout=30)
+    all_have_read = threading.Barrier(RACERS if backend.concurrent else 1, timeout=30)
+
+    def run():
+        with backend.context():
+            start.wait()  # before entering: the in-process unit of work holds a lock
+            with backend.uow() as uow:
+                uow.orders.get(SN)
+                all_have_read.wait()
+                result = attempt(uow)
+                uow.commit()
+                return result
+
+    with ThreadPoolExecutor(RACERS) as pool:
+        return [future.result(timeout=60) for future in [pool.submit(run) for _ in range(RACERS)]]
+
+
+# payments
+
+
+def test_find_by_trade_and_for_order(shop):
+    alipay = stored(shop, a_payment(provider="alipay"))
+    mockpay = stored(shop, a_payment(provider="mockpay", out_trade_no="M-" + SN))
+    stored(shop, a_payment(order_sn=OTHER_SN))
+
+    with shop.uow() as uow:
+        found = uow.payments.find(SN, "alipay")
+        assert found == alipay
+        assert (found.out_trade_no, found.subject, found.create_time) == (SN, "谷粒商城-华为 Mate 60", CREATED)
+        assert found.payment_status is PaymentStatus.UNPAID
+        assert uow.payments.find(SN, "wechat") is None
+        assert uow.payments.by_trade("mockpay", "M-" + SN) == mockpay
+        assert uow.payments.by_trade("alipay", "M-" + SN) is None
+        assert [p.id for p in uow.payments.for_order(SN)] == [alipay.id, mockpay.id]
+        assert uow.payments.for_order("nope") == []
+
+
+def test_add_once_twice_keeps_the_first(shop):
+    first = stored(shop, a_payment(amount="123.45"))
+    with shop.uow() as uow:
+        again = uow.payments.add_once(a_payment(amount="999.99"))
+        same_uow = uow.payments.add_once(a_payment(amount="1.00"))
+        uow.commit()
+
+    assert first.id is not None
+    assert again.id == same_uow.id == first.id
+    assert again.total_amount == Decimal("123.45")
+    assert len(read(shop, lambda uow: uow.payments.for_order(SN))) == 1
+
+
+def test_add_once_racing_leaves_one_row(shop):
+    ids = race(shop, lambda uow: uow.payments.add_once(a_payment()).id)
+
+    assert len(set(ids)) == 1 and ids[0] is not None
+    assert [p.id for p in read(shop, lambda uow: uow.payments.for_order(SN))] == ids[:1]
+
+
+def test_add_once_refuses_a_trade_number_of_another_order(shop):
+    stored(shop, a_payment(order_sn=OTHER_SN, out_trade_no="T-1"))
+    with shop.uow() as uow, pytest.raises(ValueError):
+        uow.payments.add_once(a_payment(out_trade_no="T-1"))
+
+
+def test_payment_move_is_compare_and_set(shop):
+    payment = stored(shop, a_payment())
+    paid_at = datetime(2024, 5, 1, 12, 31, 2)
+    with shop.uow() as uow:
+        assert uow.payments.move(
+            payment.id,
+            PaymentStatus.UNPAID,
+            PaymentStatus.PAID,
+            trade_no="2024050122001",
+            callback_time=paid_at,
+            callback_content="trade_status=TRADE_SUCCESS",
+        )
+        assert not uow.payments.move(payment.id, PaymentStatus.UNPAID, PaymentStatus.CLOSED)
+        assert not uow.payments.move(payment.id + 1000, PaymentStatus.UNPAID, PaymentStatus.PAID)
+        uow.commit()
+
+    now = read(shop, lambda uow: uow.payments.find(SN, "alipay"))
+    assert now.payment_status is PaymentStatus.PAID
+    assert (now.trade_no, now.callback_time, now.callback_content) == (
+        "2024050122001",
+        paid_at,
+        "trade_status=TRADE_SUCCESS",
+    )
+    assert not read(shop, lambda uow: uow.payments.move(payment.id, PaymentStatus.UNPAID, PaymentStatus.PAID))
+
+
+# orders
+
+
+def test_order_get_with_items_and_exact_amounts(shop):
+    order = read(shop, lambda uow: uow.orders.get(SN))
+
+    expected = an_order()
+    assert (order.order_sn, order.member_id, order.status) == (SN, MEMBER, OrderStatus.AWAITING_PAYMENT)
+    assert order.status is OrderStatus.AWAITING_PAYMENT
+    assert (order.integration, order.growth) == (123, 45)
+    assert order.items == expected.items
+    assert type(order.pay_amount) is Decimal and str(order.pay_amount) == "123.45"
+    assert [str(item.price) for item in order.items] == ["100.05", "11.70"]
+    assert read(shop, lambda uow: uow.orders.get("nope")) is None
+
+
+def test_order_move_is_compare_and_set(shop):
+    with shop.uow() as uow:
+        assert uow.orders.move(SN, OrderStatus.AWAITING_PAYMENT, OrderStatus.AWAITING_SHIPMENT)
+        assert not uow.orders.move(SN, OrderStatus.AWAITING_PAYMENT, OrderStatus.CLOSED)
+        assert not uow.orders.move("nope", OrderStatus.AWAITING_PAYMENT, OrderStatus.AWAITING_SHIPMENT)
+        uow.commit()
+
+    assert read(shop, lambda uow: uow.orders.get(SN)).status is OrderStatus.AWAITING_SHIPMENT
+
+
+# stock
+
+
+def test_locks_move_and_deduct(shop):
+    assert shop.stock_of(1) == (10, 1, 0)
+    with shop.uow() as uow:
+        locks = uow.stock.locks_for(SN)
+        assert [(lock.order_sn, lock.sku_id, lock.quantity, lock.status) for lock in locks] == [
+            (SN, 1, 1, LockStatus.LOCKED),
+            (SN, 2, 2, LockStatus.LOCKED),
+        ]
+        assert uow.stock.locks_for("nope") == []
+        assert uow.stock.move_lock(locks[1].id, LockStatus.LOCKED, LockStatus.DEDUCTED)
+        assert not uow.stock.move_lock(locks[1].id, LockStatus.LOCKED, LockStatus.RELEASED)
+        uow.stock.deduct(2, 2)
+        uow.commit()
+
+    assert [lock.status for lock in read(shop, lambda uow: uow.stock.locks_for(SN))] == [
+        LockStatus.LOCKED,
+        LockStatus.DEDUCTED,
+    ]
+    assert shop.stock_of(2) == (18, 0, 2)
+    assert shop.stock_of(1) == (10, 1, 0)
+
+
+def test_deduct_and_credit_refuse_unknown_rows(shop):
+    with shop.uow() as uow:
+        with pytest.raises(LookupError):
+            uow.stock.deduct(999, 1)
+        with pytest.raises(LookupError):
+            uow.points.credit(999, 1, 1)
+
+
+# points
+
+
+def test_claim_once(shop):
+    with shop.uow() as uow:
+        assert uow.points.claim(SN, MEMBER, 123, 45)
+        assert not uow.points.claim(SN, MEMBER, 123, 45)
+        uow.commit()
+
+    assert not read(shop, lambda uow: uow.points.claim(SN, MEMBER, 123, 45))
+    assert read(shop, lambda uow: uow.points.claim(OTHER_SN, MEMBER, 1, 1))
+
+
+def test_racing_claims_award_once(shop):
+    claims = race(shop, lambda uow: uow.points.claim(SN, MEMBER, 123, 45))
+
+    assert sorted(claims) == [False] * (RACERS - 1) + [True]
+
+
+def test_credit_adds(shop):
+    with shop.uow() as uow:
+        uow.points.credit(MEMBER, 123, 45)
+        uow.points.credit(MEMBER, 7, 5)
+        uow.points.credit(MEMBER, 0, 0)
+        uow.commit()
+
+    assert shop.points_of(MEMBER) == (130, 50)
+
+
+# outbox
+
+
+def test_outbox_oldest_first_until_sent(shop):
+    sent = [events.payment_succeeded(SN, "alipay", "T1", Decimal("123.45")), events.order_paid(SN)]
+    sent.append(events.order_paid(OTHER_SN))
+    with shop.uow() as uow:
+        for event in sent:
+            uow.outbox.add(event)
+        uow.commit()
+
+    with shop.uow() as uow:
+        first_two = uow.outbox.unsent(2)
+        assert [message.event for message in first_two] == sent[:2]
+        assert all(isinstance(message.created_at, datetime) for message in first_two)
+        uow.outbox.mark_sent([message.id for message in first_two], datetime(2024, 5, 1, 12, 32))
+        uow.commit()
+
+    left = read(shop, lambda uow: uow.outbox.unsent(10))
+    assert [message.event for message in left] == sent[2:]
+    assert left[0].event.data == {}
+    assert first_two[0].event.data == {"provider": "alipay", "trade_no": "T1", "amount": "123.45"}
+
+
+# a unit of work without commit leaves no trace
+
+
+def _move_first_lock_and_deduct(uow):
+    lock = uow.stock.locks_for(SN)[0]
+    uow.stock.move_lock(lock.id, LockStatus.LOCKED, LockStatus.DEDUCTED)
+    uow.stock.deduct(lock.sku_id, lock.quantity)
+
+
+#: kind of change -> (make it, observe what it changes)
+CHANGES = {
+    "add payment": (
+        lambda uow: uow.payments.add_once(a_payment(provider="mockpay")),
+        lambda backend, uow: [p.payment_type for p in uow.payments.for_order(SN)],
+    ),
+    "move payment": (
+        lambda uow: uow.payments.move(
+            uow.payments.find(SN, "alipay").id, PaymentStatus.UNPAID, PaymentStatus.PAID, trade_no="T1"
+        ),
+        lambda backend, uow: uow.payments.find(SN, "alipay").payment_status,
+    ),
+    "move order": (
+        lambda uow: uow.orders.move(SN, OrderStatus.AWAITING_PAYMENT, OrderStatus.AWAITING_SHIPMENT),
+        lambda backend, uow: uow.orders.get(SN).status,
+    ),
+    "add event": (
+        lambda uow: uow.outbox.add(events.order_paid(SN)),
+        lambda backend, uow: uow.outbox.unsent(10),
+    ),
+    "claim points": (
+        lambda uow: uow.points.claim(SN, MEMBER, 123, 45),
+        lambda backend, uow: backend.awarded(SN),
+    ),
+    "credit points": (
+        lambda uow: uow.points.credit(MEMBER, 123, 45),
+        lambda backend, uow: backend.points_of(MEMBER),
+    ),
+    "deduct stock": (
+        _move_first_lock_and_deduct,
+        lambda backend, uow: ([lock.status for lock in uow.stock.locks_for(SN)], backend.stock_of(1)),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", CHANGES)
+def test_no_commit_no_trace(shop, kind):
+    change, observe = CHANGES[kind]
+    stored(shop, a_payment())
+    with shop.uow() as uow:
+        before = observe(shop, uow)
+        change(uow)
+        assert observe(shop, uow) != before  # the change was made, inside the unit of work
+
+    with shop.uow() as uow:
+        assert observe(shop, uow) == before
+
+
+def test_rollback_discards_and_leaves_the_unit_usable(shop):
+    with shop.uow() as uow:
+        uow.payments.add_once(a_payment())
+        uow.rollback()
+        assert uow.payments.find(SN, "alipay") is None
+        uow.orders.move(SN, OrderStatus.AWAITING_PAYMENT, OrderStatus.CLOSED)
+        uow.commit()
+
+    assert read(shop, lambda uow: uow.payments.find(SN, "alipay")) is None
+    assert read(shop, lambda uow: uow.orders.get(SN)).status is OrderStatus.CLOSED
+
+
+# money
+
+
+@pytest.mark.parametrize("amount", ["0.01", "0.10", "123.45", "99999999.99"])
+def test_money_round_trips_as_decimal(shop, amount):
+    shop.add_order(an_order(order_sn=OTHER_SN, pay_amount=amount))
+    payment = stored(shop, a_payment(order_sn=OTHER_SN, amount=amount))
+
+    with shop.uow() as uow:
+        for value in (
+            payment.total_amount,
+            uow.payments.find(OTHER_SN, "alipay").total_amount,
+            uow.payments.by_trade("alipay", OTHER_SN).total_amount,
+            uow.orders.get(OTHER_SN).pay_amount,
+        ):
+            assert type(value) is Decimal
+            assert str(value) == amount

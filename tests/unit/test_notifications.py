@@ -1,0 +1,223 @@
+"""PaymentService.handle_notification: only an authentic, matching notify marks a payment paid."""
+
+import copy
+import json
+from decimal import Decimal
+
+import pytest
+
+from gmall_payment.core import events
+from gmall_payment.core.errors import UnknownProvider
+from gmall_payment.core.model import PaymentStatus
+from gmall_payment.core.payments import PaymentService
+
+
+@pytest.fixture
+def payment(payments, make_order):
+    """An unpaid payment of 123.45 for order 202411110001 with fakepay."""
+    return payments.start(make_order(), "fakepay")
+
+
+@pytest.fixture
+def snapshot(db):
+    """``snapshot()``: a deep copy of everything the store holds, to prove nothing changed."""
+
+    def take():
+        with db.lock:
+            return copy.deepcopy(db.tables)
+
+    return take
+
+
+def test_valid_paid_notification_marks_the_payment_paid(payments, payment, notify_params, stored_payments,
+                                                        outbox_events, after_commit_calls, clock):
+    params = notify_params(trade_no="T-0001")
+
+    result = payments.handle_notification("fakepay", params)
+
+    assert result.accepted is True
+    assert result.outcome == "paid"
+    assert (result.body, result.status) == ("success", 200)
+    assert result.content_type.startswith("text/plain")
+    [row] = stored_payments()
+    assert row.payment_status == PaymentStatus.PAID
+    assert row.trade_no == "T-0001"
+    assert row.callback_time == clock.now
+    assert json.loads(row.callback_content) == params
+    assert result.payment.id == payment.id
+    assert result.payment.payment_status == PaymentStatus.PAID
+    assert outbox_events() == [
+        events.Event(events.PAYMENT_SUCCEEDED, payment.order_sn,
+                     {"provider": "fakepay", "trade_no": "T-0001", "amount": "123.45"}),
+    ]
+    assert after_commit_calls == [1]
+
+
+def test_duplicate_notification_is_acknowledged_and_changes_nothing(payments, payment, notify_params,
+                                                                    outbox_events, snapshot,
+                                                                    after_commit_calls):
+    payments.handle_notification("fakepay", notify_params())
+    before = snapshot()
+
+    again = payments.handle_notification("fakepay", notify_params())
+
+    assert again.accepted is True
+    assert again.outcome == "duplicate"
+    assert again.body == "success"  # so that the provider stops retrying
+    assert snapshot() == before  # callback_time not overwritten, no second event
+    assert [e.name for e in outbox_events()] == [events.PAYMENT_SUCCEEDED]
+    assert after_commit_calls == [1]
+
+
+def _assert_rejected(result, reason):
+    assert result.accepted is False
+    assert result.outcome == reason
+    assert result.body == "failure"
+    assert result.payment is None
+
+
+def test_bad_signature_is_rejected(payments, payment, notify_params, snapshot, after_commit_calls):
+    before = snapshot()
+    result = payments.handle_notification("fakepay", notify_params(sig="forged"))
+    _assert_rejected(result, "bad_signature")
+    assert snapshot() == before
+    assert after_commit_calls == []
+
+
+@pytest.mark.parametrize("amount", ["123.44", "0.01", "123.46", "1234.5"])
+def test_wrong_amount_is_rejected(payments, payment, notify_params, snapshot, amount):
+    before = snapshot()
+    result = payments.handle_notification("fakepay", notify_params(total_amount=amount))
+    _assert_rejected(result, "amount_mismatch")
+    assert amount in result.detail and "123.45" in result.detail
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("amount", ["123.450", "123.4500", " 123.45"])
+def test_same_amount_written_differently_is_accepted(payments, payment, notify_params, stored_payments,
+                                                     amount):
+    """Amounts compare as Decimals: 123.450 is 123.45."""
+    result = payments.handle_notification("fakepay", notify_params(total_amount=amount))
+    assert (result.accepted, result.outcome) == (True, "paid")
+    assert stored_payments()[0].payment_status == PaymentStatus.PAID
+
+
+def test_unknown_trade_is_rejected(payments, payment, notify_params, snapshot):
+    before = snapshot()
+    result = payments.handle_notification("fakepay", notify_params(out_trade_no="999999"))
+    _assert_rejected(result, "unknown_trade")
+    assert "999999" in result.detail
+    assert snapshot() == before
+
+
+def test_notify_of_one_provider_cannot_settle_anothers_payment(payments, payment, notify_params, snapshot):
+    before = snapshot()
+    result = payments.handle_notification("otherpay", notify_params())
+    _assert_rejected(result, "unknown_trade")
+    assert snapshot() == before
+
+
+def test_notify_through_a_provider_that_is_not_enabled(payments, payment, notify_params):
+    with pytest.raises(UnknownProvider):
+        payments.handle_notification("wechat", notify_params())
+
+
+def test_notifications_are_matched_to_their_own_order(payments, make_order, notify_params, stored_payments,
+                                                      outbox_events, snapshot):
+    a = payments.start(make_order("A", pay_amount=Decimal("123.45")), "fakepay")
+    b = payments.start(make_order("B", pay_amount=Decimal("99.00"), locks=()), "fakepay")
+    before = snapshot()
+
+    # A's notification (A's amount) replayed with B's out_trade_no: refused.
+    replay = payments.handle_notification("fakepay", notify_params(out_trade_no="B", total_amount="123.45"))
+    _assert_rejected(replay, "amount_mismatch")
+    assert snapshot() == before
+
+    paid = payments.handle_notification("fakepay", notify_params(out_trade_no="B", total_amount="99.00",
+                                                                 trade_no="T-B"))
+    assert (paid.accepted, paid.outcome, paid.payment.id) == (True, "paid", b.id)
+    statuses = {p.id: p.payment_status for p in stored_payments()}
+    assert statuses == {a.id: PaymentStatus.UNPAID, b.id: PaymentStatus.PAID}
+    assert [(e.name, e.order_sn) for e in outbox_events()] == [(events.PAYMENT_SUCCEEDED, "B")]
+
+
+def test_closed_notification_closes_an_unpaid_payment_without_event(payments, payment, notify_params,
+                                                                    stored_payments, outbox_events,
+                                                                    after_commit_calls, clock):
+    result = payments.handle_notification("fakepay", notify_params(trade_status="TRADE_CLOSED"))
+    assert (result.accepted, result.outcome, result.body) == (True, "closed", "success")
+    [row] = stored_payments()
+    assert row.payment_status == PaymentStatus.CLOSED
+    assert row.callback_time == clock.now
+    assert outbox_events() == []
+    assert after_commit_calls == []
+
+
+def test_paid_after_closed_is_an_invalid_transition(payments, payment, notify_params, snapshot,
+                                                    outbox_events):
+    payments.handle_notification("fakepay", notify_params(trade_status="TRADE_CLOSED"))
+    before = snapshot()
+    result = payments.handle_notification("fakepay", notify_params(trade_status="TRADE_SUCCESS"))
+    _assert_rejected(result, "invalid_transition")
+    assert "CLOSED" in result.detail and "PAID" in result.detail
+    assert snapshot() == before
+    assert outbox_events() == []
+
+
+def test_closed_after_paid_is_an_invalid_transition(payments, payment, notify_params, snapshot,
+                                                    stored_payments):
+    payments.handle_notification("fakepay", notify_params())
+    before = snapshot()
+    result = payments.handle_notification("fakepay", notify_params(trade_status="TRADE_CLOSED"))
+    _assert_rejected(result, "invalid_transition")
+    assert snapshot() == before
+    assert stored_payments()[0].payment_status == PaymentStatus.PAID
+
+
+def test_pending_notification_is_recorded_and_changes_nothing(payments, payment, notify_params, snapshot):
+    before = snapshot()
+    result = payments.handle_notification("fakepay", notify_params(trade_status="WAIT_BUYER_PAY"))
+    assert (result.accepted, result.outcome, result.body) == (True, "recorded", "success")
+    assert result.payment.payment_status == PaymentStatus.UNPAID
+    assert snapshot() == before
+
+
+def test_concurrent_copies_of_one_notification_make_one_event(payments, payment, notify_params, race,
+                                                              stored_payments, outbox_events,
+                                                              after_commit_calls):
+    results = race(8, lambda i: payments.handle_notification("fakepay", notify_params()))
+
+    assert all(result.accepted and result.body == "success" for result in results)
+    assert sorted(result.outcome for result in results) == ["duplicate"] * 7 + ["paid"]
+    assert [e.name for e in outbox_events()] == [events.PAYMENT_SUCCEEDED]
+    assert stored_payments()[0].payment_status == PaymentStatus.PAID
+    assert after_commit_calls == [1]
+
+
+def test_losing_the_compare_and_set_to_another_worker_is_a_duplicate(db, registry, clock, payment,
+                                                                     notify_params, stored_payments,
+                                                                     outbox_events):
+    """With a real database two workers can both see UNPAID; only the one whose move wins writes."""
+
+    def uow_that_loses_the_race():
+        uow = db.unit_of_work()
+        own_move = uow.payments.move
+
+        def move(payment_id, from_status, to_status, **changes):
+            with db.unit_of_work() as rival:  # another worker commits first
+                assert rival.payments.move(payment_id, from_status, to_status, trade_no="RIVAL")
+                rival.commit()
+            return own_move(payment_id, from_status, to_status, **changes)
+
+        uow.payments.move = move
+        return uow
+
+    calls = []
+    service = PaymentService(uow_that_loses_the_race, registry, clock=clock, after_commit=lambda: calls.append(1))
+
+    result = service.handle_notification("fakepay", notify_params(trade_no="MINE"))
+
+    assert (result.accepted, result.outcome, result.body) == (True, "duplicate", "success")
+    assert outbox_events() == []  # the loser writes no event (the winner wrote its own)
+    assert stored_payments()[0].trade_no == "RIVAL"
+    assert calls == []

@@ -1,0 +1,126 @@
+"""OutboxRelay: sends what was committed, in order, and marks an event sent only once accepted."""
+
+import pytest
+
+from gmall_payment.core import events
+from gmall_payment.core.fulfilment import STEPS_BY_EVENT
+from gmall_payment.core.outbox import OutboxRelay
+from gmall_payment.ports.messaging import MessageBus
+
+
+class RecordingBus(MessageBus):
+    def __init__(self, fail_on=None):
+        self.published = []
+        self.calls = 0
+        self.fail_on = fail_on  # 1-based number of the publish call that raises
+
+    def publish(self, event):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise ConnectionError("broker went away")
+        self.published.append(event)
+
+
+class FulfillingBus(RecordingBus):
+    """A bus whose consumers run at once, as a synchronous broker would: they add events."""
+
+    def __init__(self, fulfilment):
+        super().__init__()
+        self.fulfilment = fulfilment
+
+    def publish(self, event):
+        super().publish(event)
+        for step in STEPS_BY_EVENT[event.name]:
+            getattr(self.fulfilment, step)(event.order_sn)
+
+
+def add_events(db, order_sns):
+    added = [events.order_paid(order_sn) for order_sn in order_sns]
+    with db.unit_of_work() as uow:
+        for event in added:
+            uow.outbox.add(event)
+        uow.commit()
+    return added
+
+
+def sent_at(db):
+    return [when for _, when in sorted(db.tables.outbox.values(), key=lambda row: row[0].id)]
+
+
+@pytest.mark.parametrize("batch", [100, 2, 1])
+def test_flush_sends_every_unsent_event_in_order_and_marks_it(db, outbox_events, clock, batch):
+    added = add_events(db, ["O1", "O2", "O3", "O4", "O5"])
+    bus = RecordingBus()
+    relay = OutboxRelay(db.unit_of_work, bus, clock=clock, batch=batch)
+
+    assert relay.flush() == 5
+    assert bus.published == added
+    assert outbox_events(unsent_only=True) == []
+    assert all(when is not None for when in sent_at(db))
+
+    assert relay.flush() == 0
+    assert bus.published == added
+
+
+def test_flush_of_an_empty_outbox(db):
+    bus = RecordingBus()
+    assert OutboxRelay(db.unit_of_work, bus).flush() == 0
+    assert bus.published == []
+
+
+def test_uncommitted_events_are_never_sent(db):
+    with db.unit_of_work() as uow:
+        uow.outbox.add(events.order_paid("ROLLED-BACK"))
+    bus = RecordingBus()
+    assert OutboxRelay(db.unit_of_work, bus).flush() == 0
+    assert bus.published == []
+
+
+def test_a_refusing_bus_keeps_the_rest_for_a_later_flush(db, outbox_events, clock):
+    added = add_events(db, ["O1", "O2", "O3"])
+    flaky = RecordingBus(fail_on=2)
+
+    assert OutboxRelay(db.unit_of_work, flaky, clock=clock).flush() == 1
+    assert flaky.published == added[:1]
+    first, second, third = sent_at(db)
+    assert first is not None and second is None and third is None
+    assert outbox_events(unsent_only=True) == added[1:]
+
+    working = RecordingBus()
+    assert OutboxRelay(db.unit_of_work, working, clock=clock).flush() == 2
+    assert working.published == added[1:]
+    assert outbox_events(unsent_only=True) == []
+
+
+def test_a_bus_refusing_the_first_event_sends_nothing(db, outbox_events):
+    added = add_events(db, ["O1", "O2"])
+    assert OutboxRelay(db.unit_of_work, RecordingBus(fail_on=1)).flush() == 0
+    assert outbox_events(unsent_only=True) == added
+
+
+def test_events_added_by_consumers_during_a_flush_go_out_in_the_same_flush(
+    db, payments, fulfilment, make_order, notify_params, outbox_events, clock
+):
+    order_sn = make_order(locks=((10, 2),), integration=7, growth=8)
+    payments.start(order_sn, "fakepay")
+    payments.handle_notification("fakepay", notify_params(out_trade_no=order_sn))
+    bus = FulfillingBus(fulfilment)
+
+    assert OutboxRelay(db.unit_of_work, bus, clock=clock).flush() == 2
+
+    assert [(e.name, e.order_sn) for e in bus.published] == [
+        (events.PAYMENT_SUCCEEDED, order_sn),
+        (events.ORDER_PAID, order_sn),  # written by mark_order_paid while the relay was flushing
+    ]
+    assert outbox_events(unsent_only=True) == []
+    assert db.tables.skus[10].sales == 2
+    assert (db.tables.members[1].integration, db.tables.members[1].growth) == (7, 8)
+
+
+def test_flush_never_raises_when_the_store_fails(db):
+    def broken_uow():
+        raise RuntimeError("database is down")
+
+    bus = RecordingBus()
+    assert OutboxRelay(broken_uow, bus).flush() == 0
+    assert bus.published == []

@@ -1,0 +1,141 @@
+"""A shopper pays with mockpay over real HTTP; the notify arrives; the order is fulfilled once."""
+
+import re
+import threading
+import time
+from html import unescape
+
+import pytest
+from sqlalchemy import select
+from support.shop import browser_login, csrf_token
+
+from gmall_payment.adapters.sql.models import Member, Order, PaymentInfo, WareSku, db
+
+
+def open_order(app, username="demo"):
+    with app.app_context():
+        member = db.session.scalar(select(Member).where(Member.username == username))
+        order = db.session.scalar(
+            select(Order).where(Order.member_id == member.id, Order.status == 0).order_by(Order.id)
+        )
+        item = order.items[0]
+        sku = db.session.scalar(select(WareSku).where(WareSku.sku_id == item.sku_id))
+        return {
+            "order_sn": order.order_sn,
+            "amount": f"{order.pay_amount:.2f}",
+            "quantity": item.sku_quantity,
+            "integration": order.integration,
+            "growth": order.growth,
+            "member": (member.integration, member.growth),
+            "sku": (sku.stock, sku.stock_locked, sku.sales),
+            "sku_id": sku.sku_id,
+        }
+
+
+def shop_state(app, before):
+    with app.app_context():
+        member = db.session.get(Member, db.session.scalar(select(Order.member_id).where(
+            Order.order_sn == before["order_sn"])))
+        sku = db.session.scalar(select(WareSku).where(WareSku.sku_id == before["sku_id"]))
+        return (member.integration, member.growth), (sku.stock, sku.stock_locked, sku.sales)
+
+
+def hidden_fields(html):
+    return {name: unescape(value) for name, value in re.findall(r'name="(\w+)" value="([^"]*)"', html)}
+
+
+def pay_on_cashier(browser, base_url, order_sn, scenario="normal"):
+    pay_page = browser.get(f"{base_url}/pay.html", params={"orderToken": order_sn})
+    assert pay_page.status_code == 200
+    cashier = browser.post(
+        f"{base_url}/pay/mockpay", data={"orderToken": order_sn, "csrf_token": csrf_token(pay_page.text)}
+    )
+    assert "/mockpay/cashier" in cashier.url and cashier.status_code == 200
+    form = hidden_fields(cashier.text)
+    returned = browser.post(f"{base_url}/mockpay/cashier", data={**form, "action": "pay", "scenario": scenario})
+    assert returned.status_code == 200 and "/pay/return/mockpay" in returned.url
+    return pay_page, cashier, returned
+
+
+def wait_until_fulfilled(browser, base_url, order_sn, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = browser.get(f"{base_url}/api/orders/{order_sn}").json()
+        if view["points_awarded"] and all(lock["status"] == "deducted" for lock in view["stock_locks"]):
+            return view
+        time.sleep(0.05)
+    raise AssertionError(f"order {order_sn} not fulfilled in {timeout}s: {view}")
+
+
+@pytest.mark.parametrize("scenario", ["normal", "duplicate", "late"])
+def test_pay_with_mockpay_end_to_end(live, scenario):
+    app, base_url = live
+    before = open_order(app)
+    browser = browser_login(base_url)
+
+    pay_page, cashier, returned = pay_on_cashier(browser, base_url, before["order_sn"], scenario)
+    assert before["order_sn"] in pay_page.text and f"¥{before['amount']}" in pay_page.text
+    assert "模拟支付 (mockpay)" in pay_page.text
+    assert f"¥{before['amount']}" in cashier.text  # the order's own amount, never a constant
+
+    view = wait_until_fulfilled(browser, base_url, before["order_sn"])
+    app.extensions["gmall"].bus.join()
+    time.sleep(0.3 if scenario != "late" else 0.6)  # let any second copy of the notify land
+    app.extensions["gmall"].bus.join()
+
+    assert view["status"] == "awaiting_shipment"
+    [payment] = view["payments"]
+    assert payment["provider"] == "mockpay" and payment["status"] == "paid" and payment["trade_no"]
+    (integration, growth), (stock, locked, sales) = shop_state(app, before)
+    n = before["quantity"]
+    assert (integration, growth) == (before["member"][0] + before["integration"], before["member"][1] + before["growth"])
+    assert (stock, locked, sales) == (before["sku"][0] - n, before["sku"][1] - n, before["sku"][2] + n)
+    orders_page = browser.get(f"{base_url}/orders").text
+    assert f'<strong id="integration">{integration}</strong>' in orders_page
+
+
+def test_return_page_reads_the_database_not_the_redirect(live):
+    app, base_url = live
+    before = open_order(app)
+    browser = browser_login(base_url)
+    forged_return = browser.get(
+        f"{base_url}/pay/return/mockpay",
+        params={"out_trade_no": before["order_sn"], "trade_status": "TRADE_SUCCESS", "total_amount": before["amount"]},
+    )
+    assert forged_return.status_code == 200
+    assert 'data-status="awaiting_payment"' in forged_return.text
+
+
+def test_concurrent_double_start_creates_one_payment(live):
+    app, base_url = live
+    before = open_order(app)
+    browsers = [browser_login(base_url) for _ in range(6)]
+    pages = [b.get(f"{base_url}/pay.html", params={"orderToken": before["order_sn"]}) for b in browsers]
+    barrier = threading.Barrier(len(browsers))
+    answers = []
+
+    def click(browser, page):
+        barrier.wait()
+        answers.append(browser.post(
+            f"{base_url}/pay/mockpay",
+            data={"orderToken": before["order_sn"], "csrf_token": csrf_token(page.text)},
+            allow_redirects=False,
+        ))
+
+    threads = [threading.Thread(target=click, args=pair) for pair in zip(browsers, pages, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [303] * len(browsers)
+    with app.app_context():
+        rows = db.session.scalars(select(PaymentInfo).where(PaymentInfo.order_sn == before["order_sn"])).all()
+    assert len(rows) == 1 and f"{rows[0].total_amount:.2f}" == before["amount"]
+
+
+def test_other_members_orders_are_not_found(live):
+    app, base_url = live
+    theirs = open_order(app, "alice")
+    browser = browser_login(base_url)
+    assert browser.get(f"{base_url}/pay.html", params={"orderToken": theirs["order_sn"]}).status_code == 404
+    assert browser.get(f"{base_url}/api/orders/{theirs['order_sn']}").status_code == 404

@@ -1,0 +1,17 @@
+"""Providers' asynchronous notifications: verified by signature (CSRF-exempt)."""
+
+from flask import Blueprint, Response, abort, request
+
+from ..core.errors import UnknownProvider
+from .context import services
+
+bp = Blueprint("callbacks", __name__)
+
+
+@bp.post("/notify/<provider>")
+def notify(provider):
+    try:
+        result = services().payments.handle_notification(provider, request.form.to_dict())
+    except UnknownProvider as error:
+        abort(404, description=str(error))
+    return Response(result.body, status=result.status, content_type=result.content_type)
