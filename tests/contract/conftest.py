@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from gmall_payment.adapters.inprocess.store import InMemoryDatabase
 from gmall_payment.adapters.sql import fixtures
-from gmall_payment.adapters.sql.engine import engine_options
+from gmall_payment.adapters.sql.engine import engine_options, prepare_engine
 from gmall_payment.adapters.sql.models import Member, PointsLedger, WareSku, db
 from gmall_payment.adapters.sql.store import SqlUnitOfWork
 
@@ -86,6 +86,8 @@ class SqlBackend:
 
     def __init__(self, app):
         self.app = app
+        # SQLite transactions take the write lock as they begin (prepare_engine): they take turns.
+        self.concurrent = db.engine.dialect.name != "sqlite"
 
     def context(self):
         """What a thread needs to use the store: its own app context, hence its own session."""
@@ -111,6 +113,7 @@ def _sql_backend(url: str):
     app.config.update(SQLALCHEMY_DATABASE_URI=url, SQLALCHEMY_ENGINE_OPTIONS=engine_options(url))
     db.init_app(app)
     with app.app_context():
+        prepare_engine(db.engine)
         db.create_all()
         try:
             yield SqlBackend(app)
