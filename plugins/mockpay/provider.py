@@ -9,19 +9,14 @@ import json
 from collections.abc import Mapping
 
 from ...core.errors import InvalidAmount, NotificationRejected
-from ...core.model import Notification, Payment, TradeStatus
+from ...core.model import Notification, Payment
 from ...core.money import format_amount, to_amount
 from ...ports.providers import Acknowledgement, Checkout, CheckoutUrls, Provider
 from .. import signing
-from .common import MockpayConfig, require_absolute_url, with_query
+from ..protocol import ACCEPTED, REFUSED, TRADE_STATUSES
+from ..sitekit import require_absolute_url, with_query
+from .common import MockpayConfig
 
-#: Alipay's trade_status values, in our words.
-TRADE_STATUSES = {
-    "TRADE_SUCCESS": TradeStatus.PAID,
-    "TRADE_FINISHED": TradeStatus.PAID,
-    "TRADE_CLOSED": TradeStatus.CLOSED,
-    "WAIT_BUYER_PAY": TradeStatus.PENDING,
-}
 REQUIRED_FIELDS = ("app_id", "out_trade_no", "trade_no", "total_amount", "trade_status", "notify_id")
 
 
@@ -70,4 +65,4 @@ class MockpayProvider(Provider):
         )
 
     def acknowledge(self, accepted: bool) -> Acknowledgement:
-        return Acknowledgement("success" if accepted else "failure")
+        return Acknowledgement(ACCEPTED if accepted else REFUSED)
