@@ -9,6 +9,7 @@ bp = Blueprint("callbacks", __name__)
 
 
 @bp.post("/notify/<provider>")
+@bp.post("/pay/success", defaults={"provider": "alipay"})  # the seed's notify_url for Alipay
 def notify(provider):
     raw = request.get_data(cache=True, as_text=True)  # read first: the form is then parsed from the cache
     try:
