@@ -141,8 +141,10 @@ class PaymentService:
 
     def _log_rejection(self, entry: NotificationRecord, rejected: NotificationRejected) -> NotificationRecord:
         """Log a refused notification in a unit of work of its own (the refused one rolled back)."""
+        # Providers check the signature first and call a bad one "bad_signature": any other
+        # reason means the signature held.
         entry = replace(entry, outcome=rejected.reason, detail=rejected.detail,
-                        verified=entry.verified and rejected.reason != "bad_signature")
+                        verified=rejected.reason != "bad_signature")
         with self.uow() as uow:
             entry = uow.notifications.add(entry)
             uow.commit()

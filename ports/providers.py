@@ -82,7 +82,9 @@ class Provider(abc.ABC):
         """Verify the signature and the provider's own fields, then parse.
 
         Raise ``NotificationRejected`` with a machine-readable reason for anything that
-        is not an authentic notification addressed to this shop.
+        is not an authentic notification addressed to this shop; check the signature first
+        and call a bad one ``bad_signature`` (the notify log counts any other reason as a
+        notification whose signature held).
         """
 
     @abc.abstractmethod

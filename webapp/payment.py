@@ -30,11 +30,16 @@ def start(provider):
 
 
 @bp.get("/pay/return/<provider>")
-@bp.get("/pay/ok", defaults={"provider": "alipay"})  # the seed's return_url for Alipay
 def returned(provider):
     """The browser's return: shows what our database says, never the redirect's parameters."""
     order = owned_order(request.args.get("out_trade_no", ""))
     return render_template("pay_result.html", order=order, provider=provider)
+
+
+@bp.get("/pay/ok")
+def alipay_returned():
+    """The seed's return_url for Alipay, beside ``/pay/return/alipay``."""
+    return returned("alipay")
 
 
 def _urls(provider) -> CheckoutUrls:

@@ -3,6 +3,7 @@
 import pytest
 from support.alipay import APP_ID, SELLER_ID, SPEEDUP
 from support.servers import Receiver, serving
+from support.shop import make_app
 
 from gmall_payment.plugins import signing
 from gmall_payment.plugins.alipay.config import AlipayConfig
@@ -67,3 +68,9 @@ def receiver():
     with serving(shop) as base_url:
         shop.url = f"{base_url}/notify/alipay"
         yield shop
+
+
+@pytest.fixture
+def app(tmp_path):
+    """The shop on its embedded defaults: Alipay points at the offline gateway it mounts."""
+    return make_app(tmp_path)
