@@ -38,11 +38,11 @@ def open_cashier(provider, payment, notify_url, return_url="http://127.0.0.1:9/p
     return session.post(form_action(checkout.html), data=form_fields(checkout.html))
 
 
-def pay_on_cashier(cashier, action="pay", scenario="normal", session=None):
-    """Press a button on the cashier page; the redirect back to the shop is not followed."""
+def pay_on_cashier(cashier, action="pay", scenario="normal", session=None, follow=False):
+    """Press a button on the cashier page; ``follow``: go on to the shop's return page."""
     base = re.match(r"https?://[^/]+", cashier.url).group(0)
     return (session or requests.Session()).post(
         base + form_action(cashier.text),
         data={**form_fields(cashier.text), "action": action, "scenario": scenario},
-        allow_redirects=False,
+        allow_redirects=follow,
     )
