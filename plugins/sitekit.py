@@ -22,7 +22,8 @@ from string import Template
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.wrappers import Response
+from werkzeug.routing import Map
+from werkzeug.wrappers import Request, Response
 
 log = logging.getLogger(__name__)
 
@@ -178,3 +179,18 @@ def page(package: str, name: str, status: int = 200, **values) -> Response:
 def error_page(package: str, status: int, message: str, **values) -> Response:
     """``package``'s ``error.html`` with the standard reason phrase as its title."""
     return page(package, "error.html", status, title=HTTP_STATUS_CODES[status], message=message, **values)
+
+
+class Site:
+    """A small WSGI site: ``url_map`` endpoints are served by ``on_<endpoint>(request, urls, **args)``."""
+
+    url_map: Map
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        urls = self.url_map.bind_to_environ(environ)
+        response = urls.dispatch(
+            lambda endpoint, args: getattr(self, f"on_{endpoint}")(request, urls, **args),
+            catch_http_exceptions=True,
+        )
+        return response(environ, start_response)

@@ -41,7 +41,7 @@ from ...core.errors import InvalidAmount
 from ...core.money import format_amount, to_amount
 from .. import signing
 from ..protocol import TIME_FORMAT
-from ..sitekit import Notifier, error_page, page, require_absolute_url, with_query
+from ..sitekit import Notifier, Site, error_page, page, require_absolute_url, with_query
 from .client import beijing_now
 from .config import GatewayConfig
 
@@ -161,7 +161,7 @@ def _tamper(signature: str) -> str:
     return base64.b64encode(bytes(raw)).decode("ascii")
 
 
-class GatewayApp:
+class GatewayApp(Site):
     """``gateway.do`` and the cashier; ``ledger`` and ``notifier`` are public for tests and operators."""
 
     def __init__(self, config: GatewayConfig):
@@ -172,15 +172,6 @@ class GatewayApp:
             Rule("/gateway.do", endpoint="gateway", methods=["GET", "POST"]),
             Rule("/cashier", endpoint="cashier", methods=["POST"]),
         ])
-
-    def __call__(self, environ, start_response):
-        request = Request(environ)
-        urls = self.url_map.bind_to_environ(environ)
-        response = urls.dispatch(
-            lambda endpoint, args: getattr(self, f"on_{endpoint}")(request, urls, **args),
-            catch_http_exceptions=True,
-        )
-        return response(environ, start_response)
 
     # gateway.do
 

@@ -8,17 +8,15 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from alipay.exceptions import AliPayException, AliPayValidationError
 
-from ...core.errors import InvalidAmount, NotificationRejected, ProviderError, TradeNotFound
+from ...core.errors import InvalidAmount, ProviderError, TradeNotFound
 from ...core.model import Notification, Payment
 from ...core.money import format_amount, to_amount
 from ...ports.providers import Acknowledgement, Checkout, CheckoutUrls, Provider, Refund
-from .. import signing
-from ..protocol import ACCEPTED, REFUSED, TRADE_STATUSES
+from ..protocol import ACCEPTED, REFUSED, TRADE_STATUSES, parse_notification
 from ..sitekit import require_absolute_url
 from .client import AlipayClient
 from .config import AlipayConfig
 
-REQUIRED_FIELDS = ("notify_id", "app_id", "out_trade_no", "trade_no", "total_amount", "trade_status")
 SUCCESS = "10000"
 NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
 
@@ -84,33 +82,9 @@ class AlipayProvider(Provider):
     # notifications
 
     def parse_notification(self, params: Mapping[str, str]) -> Notification:
-        """Alipay's verification: signature first (any configured Alipay key), then our own checks."""
-        if params.get("sign_type", "RSA2") != "RSA2":
-            raise NotificationRejected("bad_signature", f"sign_type {params.get('sign_type')!r} is not RSA2")
-        if not signing.verify(params, params.get("sign"), self.config.alipay_public_keys):
-            raise NotificationRejected("bad_signature")
-        missing = [name for name in REQUIRED_FIELDS if not params.get(name)]
-        if missing:
-            raise NotificationRejected("malformed", "missing " + ", ".join(missing))
-        if params["app_id"] != self.config.app_id:
-            raise NotificationRejected("wrong_app", params["app_id"])
-        if self.config.seller_id and params.get("seller_id") != self.config.seller_id:
-            raise NotificationRejected("wrong_seller", str(params.get("seller_id")))
-        try:
-            total_amount = to_amount(params["total_amount"])
-        except InvalidAmount as error:
-            raise NotificationRejected("malformed", str(error)) from None
-        status = TRADE_STATUSES.get(params["trade_status"])
-        if status is None:
-            raise NotificationRejected("unknown_status", params["trade_status"])
-        return Notification(
-            out_trade_no=params["out_trade_no"],
-            total_amount=total_amount,  # total_amount, never buyer_pay_amount (discounts lower that)
-            status=status,
-            trade_no=params["trade_no"],
-            notify_id=params["notify_id"],
-            raw=json.dumps(dict(params), ensure_ascii=False, sort_keys=True),
-        )
+        """Alipay's verification (any configured Alipay key), then app_id and seller_id are ours."""
+        return parse_notification(params, self.config.alipay_public_keys, self.config.app_id,
+                                  self.config.seller_id)
 
     def acknowledge(self, accepted: bool) -> Acknowledgement:
         return Acknowledgement(ACCEPTED if accepted else REFUSED)

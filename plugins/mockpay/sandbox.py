@@ -28,7 +28,7 @@ from ...core.errors import InvalidAmount
 from ...core.money import format_amount, to_amount
 from .. import signing
 from ..protocol import TIME_FORMAT
-from ..sitekit import Notifier, error_page, page, require_absolute_url, with_query
+from ..sitekit import Notifier, Site, error_page, page, require_absolute_url, with_query
 from .common import MockpayConfig
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def _error(status: int, message: str) -> Response:
     return error_page(__package__, status, message)
 
 
-class SandboxApp:
+class SandboxApp(Site):
     """The cashier as a WSGI app; ``ledger`` and ``notifier`` are public for tests and operators."""
 
     def __init__(self, config: MockpayConfig):
@@ -124,15 +124,6 @@ class SandboxApp:
         self.ledger = SandboxLedger()
         self.notifier = Notifier(config.notify_schedule, name="mockpay")
         self.url_map = Map([Rule("/cashier", endpoint="cashier", methods=["GET", "POST"])])
-
-    def __call__(self, environ, start_response):
-        request = Request(environ)
-        urls = self.url_map.bind_to_environ(environ)
-        response = urls.dispatch(
-            lambda endpoint, args: getattr(self, f"on_{endpoint}")(request, urls, **args),
-            catch_http_exceptions=True,
-        )
-        return response(environ, start_response)
 
     def on_cashier(self, request: Request, urls) -> Response:
         acting = request.method == "POST"  # GET (and HEAD) only show the page
