@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..core.events import Event
-from ..core.model import LockStatus, Order, OrderStatus, Payment, PaymentStatus, StockLock
+from ..core.model import (
+    LockStatus,
+    NotificationRecord,
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    StockLock,
+)
 
 
 class PaymentStore(abc.ABC):
@@ -103,6 +111,26 @@ class Outbox(abc.ABC):
         """Record that the broker accepted these events."""
 
 
+class NotificationLog(abc.ABC):
+    """Every provider notification received, accepted or not (see ``NotificationRecord``)."""
+
+    @abc.abstractmethod
+    def add(self, record: NotificationRecord) -> NotificationRecord:
+        """Keep ``record``; return it with its id."""
+
+    @abc.abstractmethod
+    def get(self, record_id: int) -> NotificationRecord | None:
+        """The record with this id, or None."""
+
+    @abc.abstractmethod
+    def accepted(self, provider: str, notify_id: str) -> NotificationRecord | None:
+        """The first record of this provider's ``notify_id`` that was answered ``success``."""
+
+    @abc.abstractmethod
+    def recent(self, limit: int, provider: str | None = None) -> list[NotificationRecord]:
+        """The latest records, newest first, of one provider or all."""
+
+
 class UnitOfWork(abc.ABC):
     """One transaction over every store; rolls back unless ``commit()`` was called."""
 
@@ -111,6 +139,7 @@ class UnitOfWork(abc.ABC):
     stock: StockStore
     points: PointsStore
     outbox: Outbox
+    notifications: NotificationLog
 
     def __enter__(self):
         return self

@@ -6,6 +6,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from ..adapters.sql import demo
 from ..adapters.sql.models import db
+from .provider_cli import alipay_sandbox, notifications
 
 
 @click.command("init-db")
@@ -38,7 +39,7 @@ def providers():
 
 
 def register(app):
-    for command in (init_db, seed_demo, providers):
+    for command in (init_db, seed_demo, providers, notifications, alipay_sandbox):
         app.cli.add_command(command)
 
 

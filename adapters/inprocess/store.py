@@ -10,8 +10,9 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ...core.model import LockStatus, Order, Payment, StockLock
+from ...core.model import LockStatus, NotificationRecord, Order, Payment, StockLock
 from ...ports.store import (
+    NotificationLog,
     OrderStore,
     Outbox,
     OutboxMessage,
@@ -50,6 +51,7 @@ class Tables:
     members: dict = field(default_factory=dict)  # id -> Member
     ledger: set = field(default_factory=set)  # order_sn awarded
     outbox: dict = field(default_factory=dict)  # id -> [OutboxMessage, sent_at]
+    notifications: dict = field(default_factory=dict)  # id -> NotificationRecord
 
 
 class InMemoryDatabase:
@@ -102,6 +104,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.stock = _StockView(self)
         self.points = _PointsView(self)
         self.outbox = _OutboxView(self)
+        self.notifications = _NotificationView(self)
 
     def __enter__(self):
         self.db.lock.acquire()
@@ -262,3 +265,32 @@ class _OutboxView(Outbox):
         for message_id in ids:
             self.uow.touch("outbox", message_id)
             self.uow.t.outbox[message_id][1] = at
+
+
+class _NotificationView(NotificationLog):
+    def __init__(self, uow):
+        self.uow = uow
+
+    def add(self, record: NotificationRecord) -> NotificationRecord:
+        stored = replace(record, id=self.uow.db.next_id())
+        self.uow.touch("notifications", stored.id)
+        self.uow.t.notifications[stored.id] = stored
+        return copy.copy(stored)
+
+    def get(self, record_id):
+        record = self.uow.t.notifications.get(record_id)
+        return copy.copy(record)
+
+    def accepted(self, provider, notify_id):
+        return next(
+            (
+                copy.copy(r)
+                for _, r in sorted(self.uow.t.notifications.items())
+                if r.accepted and (r.provider, r.notify_id) == (provider, notify_id)
+            ),
+            None,
+        )
+
+    def recent(self, limit, provider=None):
+        records = [r for r in self.uow.t.notifications.values() if provider is None or r.provider == provider]
+        return [copy.copy(r) for r in sorted(records, key=lambda r: r.id, reverse=True)[:limit]]

@@ -8,6 +8,7 @@ from decimal import Decimal
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Index,
     Integer,
@@ -163,3 +164,22 @@ class OutboxEvent(db.Model):
     payload = db.Column(Text, nullable=False)
     create_time = db.Column(Timestamp, nullable=False)
     sent_time = db.Column(Timestamp)
+
+
+class PaymentNotification(db.Model):
+    """Every provider notification received (the notify log): raw body, verdict, outcome."""
+
+    __tablename__ = "payment_notification"
+    __table_args__ = (Index("ix_notification_notify_id", "provider", "notify_id"),)
+
+    id = db.Column(Id, primary_key=True, autoincrement=True)
+    provider = db.Column(String(32), nullable=False)
+    notify_id = db.Column(String(128))
+    out_trade_no = db.Column(String(64), index=True)
+    received_at = db.Column(Timestamp, nullable=False)
+    verified = db.Column(Boolean, nullable=False)
+    accepted = db.Column(Boolean, nullable=False)
+    outcome = db.Column(String(32), nullable=False)
+    detail = db.Column(Text)
+    replay_of = db.Column(Id)
+    raw = db.Column(Text, nullable=False)

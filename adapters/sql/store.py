@@ -8,7 +8,7 @@ loses a race.
 """
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -16,9 +16,19 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ...core.events import Event
-from ...core.model import LockStatus, Order, OrderItem, OrderStatus, Payment, PaymentStatus, StockLock
+from ...core.model import (
+    LockStatus,
+    NotificationRecord,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    StockLock,
+)
 from ...core.money import CENT
 from ...ports.store import (
+    NotificationLog,
     OrderStore,
     Outbox,
     OutboxMessage,
@@ -38,6 +48,7 @@ wms_stock_lock = models.StockLock.__table__
 ums_member = models.Member.__table__
 ums_points_ledger = models.PointsLedger.__table__
 outbox_event = models.OutboxEvent.__table__
+payment_notification = models.PaymentNotification.__table__
 
 #: ums_points_ledger.kind of the points an order earns on payment.
 AWARD = "award"
@@ -111,6 +122,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.stock = _StockView(self)
         self.points = _PointsView(self)
         self.outbox = _OutboxView(self)
+        self.notifications = _NotificationView(self)
 
     def commit(self):
         self.session.commit()
@@ -265,3 +277,48 @@ class _OutboxView(_View, Outbox):
 
     def mark_sent(self, ids, at):
         self.session.execute(update(outbox_event).where(outbox_event.c.id.in_(list(ids))).values(sent_time=at))
+
+
+def _notification(row) -> NotificationRecord:
+    return NotificationRecord(
+        id=row.id,
+        provider=row.provider,
+        received_at=row.received_at,
+        raw=row.raw,
+        verified=bool(row.verified),
+        accepted=bool(row.accepted),
+        outcome=row.outcome,
+        notify_id=row.notify_id,
+        out_trade_no=row.out_trade_no,
+        detail=row.detail or "",
+        replay_of=row.replay_of,
+    )
+
+
+class _NotificationView(_View, NotificationLog):
+    def add(self, record):
+        values = asdict(record)
+        del values["id"]
+        result = self.session.execute(insert(payment_notification).values(values))
+        return replace(record, id=result.inserted_primary_key[0])
+
+    def get(self, record_id):
+        row = self.session.execute(select(payment_notification).where(payment_notification.c.id == record_id)).first()
+        return None if row is None else _notification(row)
+
+    def accepted(self, provider, notify_id):
+        c = payment_notification.c
+        row = self.session.execute(
+            select(payment_notification)
+            .where(c.provider == provider, c.notify_id == notify_id, c.accepted.is_(True))
+            .order_by(c.id)
+            .limit(1)
+        ).first()
+        return None if row is None else _notification(row)
+
+    def recent(self, limit, provider=None):
+        c = payment_notification.c
+        query = select(payment_notification).order_by(c.id.desc()).limit(limit)
+        if provider is not None:
+            query = query.where(c.provider == provider)
+        return [_notification(row) for row in self.session.execute(query)]

@@ -8,7 +8,15 @@ from decimal import Decimal
 import pytest
 
 from gmall_payment.core import events
-from gmall_payment.core.model import LockStatus, Order, OrderItem, OrderStatus, Payment, PaymentStatus
+from gmall_payment.core.model import (
+    LockStatus,
+    NotificationRecord,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+)
 
 MEMBER = 7
 SN = "202405011230450001"
@@ -276,6 +284,58 @@ def test_outbox_oldest_first_until_sent(shop):
     assert first_two[0].event.data == {"provider": "alipay", "trade_no": "T1", "amount": "123.45"}
 
 
+# the notify log
+
+
+def a_record(provider="alipay", notify_id="N1", accepted=True, **fields) -> NotificationRecord:
+    values = {
+        "received_at": CREATED,
+        "raw": "notify_id=N1&subject=%E6%89%8B%E6%9C%BA&sign=abc%2B%2F%3D",
+        "verified": True,
+        "outcome": "paid" if accepted else "amount_mismatch",
+        "out_trade_no": SN,
+        **fields,
+    }
+    return NotificationRecord(provider=provider, notify_id=notify_id, accepted=accepted, **values)
+
+
+def test_notification_log_keeps_every_record_as_given(shop):
+    with shop.uow() as uow:
+        first = uow.notifications.add(a_record(detail="", replay_of=None))
+        second = uow.notifications.add(a_record(notify_id=None, accepted=False, verified=False, detail="x" * 500,
+                                                raw="a=" + "长" * 5000, replay_of=first.id))
+        uow.commit()
+
+    assert first.id is not None and second.id is not None and first.id != second.id
+    assert read(shop, lambda uow: uow.notifications.get(first.id)) == first
+    assert read(shop, lambda uow: uow.notifications.get(second.id)) == second
+    assert read(shop, lambda uow: uow.notifications.get(second.id + 1000)) is None
+
+
+def test_notification_log_finds_the_first_accepted_copy_of_a_notify_id(shop):
+    with shop.uow() as uow:
+        uow.notifications.add(a_record(notify_id="N1", accepted=False))
+        accepted = uow.notifications.add(a_record(notify_id="N1"))
+        uow.notifications.add(a_record(notify_id="N1", outcome="duplicate"))
+        uow.notifications.add(a_record(provider="mockpay", notify_id="N2"))
+        uow.commit()
+
+    assert read(shop, lambda uow: uow.notifications.accepted("alipay", "N1")) == accepted
+    assert read(shop, lambda uow: uow.notifications.accepted("mockpay", "N1")) is None
+    assert read(shop, lambda uow: uow.notifications.accepted("alipay", "N2")) is None
+
+
+def test_notification_log_lists_newest_first(shop):
+    with shop.uow() as uow:
+        ids = [uow.notifications.add(a_record(provider=p, notify_id=f"N{i}")).id
+               for i, p in enumerate(["alipay", "mockpay", "alipay", "alipay"])]
+        uow.commit()
+
+    assert [r.id for r in read(shop, lambda uow: uow.notifications.recent(10))] == ids[::-1]
+    assert [r.id for r in read(shop, lambda uow: uow.notifications.recent(2, "alipay"))] == [ids[3], ids[2]]
+    assert read(shop, lambda uow: uow.notifications.recent(5, "wechat")) == []
+
+
 # a unit of work without commit leaves no trace
 
 
@@ -312,6 +372,10 @@ CHANGES = {
     "credit points": (
         lambda uow: uow.points.credit(MEMBER, 123, 45),
         lambda backend, uow: backend.points_of(MEMBER),
+    ),
+    "log notification": (
+        lambda uow: uow.notifications.add(a_record()),
+        lambda backend, uow: uow.notifications.recent(10),
     ),
     "deduct stock": (
         _move_first_lock_and_deduct,

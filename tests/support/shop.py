@@ -3,9 +3,10 @@
 import re
 
 import requests
+from sqlalchemy import select
 
 from gmall_payment.adapters.sql import demo
-from gmall_payment.adapters.sql.models import db
+from gmall_payment.adapters.sql.models import Member, Order, OutboxEvent, PaymentInfo, PaymentNotification, db
 from gmall_payment.webapp import create_app
 
 
@@ -39,3 +40,28 @@ def browser_login(base_url, username="demo", password="demo123") -> requests.Ses
     )
     assert response.url.endswith("/orders"), "login failed"
     return browser
+
+
+def snapshot(app):
+    """Payments, orders and the number of outbox events: what a refused notification must not change."""
+    with app.app_context():
+        payments = [(p.order_sn, p.payment_status, p.trade_no) for p in db.session.scalars(select(PaymentInfo))]
+        orders = [(o.order_sn, o.status) for o in db.session.scalars(select(Order))]
+        return payments, orders, db.session.query(OutboxEvent).count()
+
+
+def notify_log(app) -> list:
+    """The notify log, oldest first, as (outcome, verified, accepted) with the row."""
+    with app.app_context():
+        rows = db.session.scalars(select(PaymentNotification).order_by(PaymentNotification.id)).all()
+        db.session.expunge_all()
+        return rows
+
+
+def member_orders(app, username="demo") -> list[str]:
+    """The member's orders awaiting payment, oldest first."""
+    with app.app_context():
+        member = db.session.scalar(select(Member).where(Member.username == username))
+        return list(db.session.scalars(
+            select(Order.order_sn).where(Order.member_id == member.id, Order.status == 0).order_by(Order.id)
+        ))

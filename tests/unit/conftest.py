@@ -49,6 +49,7 @@ class FakeProvider(Provider):
             total_amount=amount,
             status=TRADE_STATUSES[params["trade_status"]],
             trade_no=params.get("trade_no"),
+            notify_id=params.get("notify_id"),
             raw=json.dumps(dict(params), sort_keys=True),
         )
 

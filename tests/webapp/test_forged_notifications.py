@@ -4,8 +4,9 @@ import uuid
 
 import pytest
 from sqlalchemy import select
+from support.shop import snapshot
 
-from gmall_payment.adapters.sql.models import Member, Order, OutboxEvent, PaymentInfo, db
+from gmall_payment.adapters.sql.models import Member, Order, PaymentInfo, db
 from gmall_payment.plugins import signing
 from gmall_payment.ports.providers import CheckoutUrls
 
@@ -35,13 +36,6 @@ def notify_params(payment, key, **changes):
     params.update(changes)
     params["sign"] = signing.sign(params, key)
     return params
-
-
-def snapshot(app):
-    with app.app_context():
-        payments = [(p.order_sn, p.payment_status, p.trade_no) for p in db.session.scalars(select(PaymentInfo))]
-        orders = [(o.order_sn, o.status) for o in db.session.scalars(select(Order))]
-        return payments, orders, db.session.query(OutboxEvent).count()
 
 
 def test_authentic_notify_is_accepted_once(app, started):
