@@ -1,16 +1,35 @@
 """Helpers shared by the web tests: a shop made from test settings, a logged-in browser."""
 
 import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import requests
 from sqlalchemy import select
 
 from gmall_payment.adapters.sql import demo
 from gmall_payment.adapters.sql.models import Member, Order, OutboxEvent, PaymentInfo, PaymentNotification, db
+from gmall_payment.plugins import signing
 from gmall_payment.webapp import create_app
 
 
+def _generated_keys() -> Path:
+    """Throw-away key pairs made once per test run, laid out as the plugins keep them."""
+    global _KEYS
+    if _KEYS is None:
+        _KEYS = Path(tempfile.mkdtemp(prefix="gmall-test-keys-"))
+        for folder, stem in (("mockpay", "mockpay"), ("alipay", "merchant"), ("alipay", "gateway")):
+            signing.ensure_key_pair(_KEYS / folder, stem)
+    return _KEYS
+
+
+_KEYS = None
+
+
 def make_app(tmp_path, **overrides):
+    # Generating RSA keys for every test's instance folder would dominate the suite's time.
+    shutil.copytree(_generated_keys(), tmp_path / "instance", dirs_exist_ok=True)
     config = {
         "TESTING": True,
         "INSTANCE_PATH": str(tmp_path / "instance"),
