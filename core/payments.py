@@ -32,11 +32,12 @@ class PaymentService:
 
     ``uow`` builds a unit of work (see ``ports.store.UnitOfWork``); ``providers`` is a
     ``ports.providers.ProviderRegistry``; ``clock`` returns the current time;
-    ``after_commit`` runs after a commit that wrote an event (the outbox relay's flush).
+    ``after_commit(*ids)`` runs after a commit that wrote events, with their outbox ids (the
+    outbox relay sends them at once).
     """
 
     def __init__(self, uow: Callable, providers, clock: Callable[[], datetime] = datetime.now,
-                 after_commit: Callable[[], object] = lambda: None):
+                 after_commit: Callable[..., object] = lambda *ids: None):
         self.uow = uow
         self.providers = providers
         self.clock = clock
@@ -84,15 +85,15 @@ class PaymentService:
         provider = self.providers.get(provider_name)
         try:
             notification = provider.parse_notification(params)
-            outcome, payment = self._apply(provider_name, notification)
+            outcome, payment, event_ids = self._apply(provider_name, notification)
         except NotificationRejected as rejected:
             log.warning("%s notification rejected: %s", provider_name, rejected)
             ack = provider.acknowledge(False)
             return NotificationResult(
                 False, rejected.reason, ack.body, ack.content_type, ack.status, detail=rejected.detail
             )
-        if outcome == "paid":
-            self.after_commit()
+        if event_ids:
+            self.after_commit(*event_ids)
         ack = provider.acknowledge(True)
         log.info("%s notification for %s: %s", provider_name, notification.out_trade_no, outcome)
         return NotificationResult(True, outcome, ack.body, ack.content_type, ack.status, payment)
@@ -111,9 +112,9 @@ class PaymentService:
                 TradeStatus.CLOSED: PaymentStatus.CLOSED,
             }.get(notification.status)
             if target is None:
-                return "recorded", payment
+                return "recorded", payment, ()
             if payment.payment_status == target:
-                return "duplicate", payment
+                return "duplicate", payment, ()
             if not payment.can_move(target):
                 raise NotificationRejected(
                     "invalid_transition", f"{payment.payment_status.name} -> {target.name}"
@@ -128,15 +129,15 @@ class PaymentService:
                 callback_content=notification.raw or json.dumps({"out_trade_no": notification.out_trade_no}),
             )
             if not moved:  # another copy of this notification won the race
-                return "duplicate", payment
+                return "duplicate", payment, ()
+            event_ids = ()
             if target == PaymentStatus.PAID:
-                uow.outbox.add(
-                    events.payment_succeeded(
-                        payment.order_sn, provider_name, notification.trade_no, payment.total_amount
-                    )
+                event = events.payment_succeeded(
+                    payment.order_sn, provider_name, notification.trade_no, payment.total_amount
                 )
+                event_ids = (uow.outbox.add(event),)
             uow.commit()
             payment.payment_status = target
             payment.trade_no = notification.trade_no
             payment.callback_time = now
-            return target.name.lower(), payment
+            return target.name.lower(), payment, event_ids

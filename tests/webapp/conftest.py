@@ -9,7 +9,9 @@ from werkzeug.serving import make_server
 
 @pytest.fixture
 def app(tmp_path):
-    return make_app(tmp_path)
+    app = make_app(tmp_path)
+    yield app
+    app.extensions["gmall"].bus.close()  # its in-process worker, if a request started it
 
 
 @pytest.fixture
@@ -25,3 +27,4 @@ def live(tmp_path):
     finally:
         server.shutdown()
         thread.join()
+        app.extensions["gmall"].bus.close()
