@@ -1,15 +1,11 @@
 """Forged, tampered and replayed notifications are answered `failure` and change nothing."""
 
-import uuid
-
 import pytest
 from sqlalchemy import select
+from support.shop import notify_params
 
 from gmall_payment.adapters.sql.models import Member, Order, OutboxEvent, PaymentInfo, db
 from gmall_payment.plugins import signing
-from gmall_payment.ports.providers import CheckoutUrls
-
-URLS = CheckoutUrls("http://127.0.0.1/notify/mockpay", "http://127.0.0.1/pay/return/mockpay")
 
 
 @pytest.fixture
@@ -20,21 +16,6 @@ def started(app):
         orders = db.session.scalars(select(Order).where(Order.member_id == member.id).order_by(Order.id)).all()
         payments = [app.extensions["gmall"].payments.start(o.order_sn, "mockpay") for o in orders[:2]]
     return payments, app.extensions["gmall"].providers.get("mockpay").config.private_key
-
-
-def notify_params(payment, key, **changes):
-    params = {
-        "app_id": "mockpay-sandbox",
-        "out_trade_no": payment.out_trade_no,
-        "trade_no": "MOCK" + payment.out_trade_no,
-        "total_amount": f"{payment.total_amount:.2f}",
-        "trade_status": "TRADE_SUCCESS",
-        "notify_id": uuid.uuid4().hex,
-        "sign_type": "RSA2",
-    }
-    params.update(changes)
-    params["sign"] = signing.sign(params, key)
-    return params
 
 
 def snapshot(app):
