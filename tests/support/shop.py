@@ -1,13 +1,13 @@
 """Helpers shared by the web tests: a shop made from test settings, a logged-in browser."""
 
 import re
-import uuid
+from datetime import datetime
 
 import requests
 
 from gmall_payment.adapters.sql import demo
 from gmall_payment.adapters.sql.models import db
-from gmall_payment.plugins import signing
+from gmall_payment.plugins.mockpay.sandbox import SandboxTrade, signed_notification
 from gmall_payment.webapp import create_app
 
 
@@ -44,16 +44,7 @@ def browser_login(base_url, username="demo", password="demo123") -> requests.Ses
 
 
 def notify_params(payment, key, **changes):
-    """mockpay's notification that ``payment`` was paid, signed with ``key`` after ``changes``."""
-    params = {
-        "app_id": "mockpay-sandbox",
-        "out_trade_no": payment.out_trade_no,
-        "trade_no": "MOCK" + payment.out_trade_no,
-        "total_amount": f"{payment.total_amount:.2f}",
-        "trade_status": "TRADE_SUCCESS",
-        "notify_id": uuid.uuid4().hex,
-        "sign_type": "RSA2",
-    }
-    params.update(changes)
-    params["sign"] = signing.sign(params, key)
-    return params
+    """mockpay's notification that ``payment`` was paid, with ``changes``, signed with ``key``."""
+    trade = SandboxTrade(payment.out_trade_no, "MOCK" + payment.out_trade_no, payment.total_amount,
+                         payment.subject, datetime.now())
+    return signed_notification(trade, "mockpay-sandbox", key, **changes)
