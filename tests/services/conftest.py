@@ -15,10 +15,8 @@ import uuid
 
 import pytest
 import redis
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-from support.services import MYSQL_URL, REDIS_URL, REQUIRE_SERVICES, PrivateRedis, Shop, unavailable
+from support.mariadb import MYSQL_URL, REQUIRE_SERVICES, mysql_database, mysql_server, unavailable  # noqa: F401 (a fixture)
+from support.services import REDIS_URL, PrivateRedis, Shop
 
 
 @pytest.hookimpl(trylast=True)
@@ -35,27 +33,10 @@ def pytest_collection_modifyitems(config, items):
     items[:] = [item for item in items if not item.get_closest_marker("services")]
 
 
-@pytest.fixture(scope="session")
-def mysql_server():
-    engine = create_engine(MYSQL_URL, isolation_level="AUTOCOMMIT")
-    try:
-        engine.connect().close()
-    except OperationalError as error:
-        unavailable(f"MariaDB at {MYSQL_URL} is unreachable: {error.orig}")
-    yield engine
-    engine.dispose()
-
-
 @pytest.fixture
-def database_url(mysql_server):
-    name = f"gmall_test_{uuid.uuid4().hex[:12]}"
-    with mysql_server.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    try:
-        yield make_url(MYSQL_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with mysql_server.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE `{name}`")
+def database_url(request):
+    with mysql_database(request.getfixturevalue("mysql_server")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 import redis
 import requests
 from sqlalchemy import func, select
@@ -38,9 +37,9 @@ from gmall_payment.core.model import Order as OrderModel
 from gmall_payment.webapp import create_app
 from support.shop import csrf_token, notify_params
 
-MYSQL_URL = os.environ.get("GMALL_TEST_MYSQL_URL")
+from .mariadb import unavailable
+
 REDIS_URL = os.environ.get("GMALL_TEST_REDIS_URL")
-REQUIRE_SERVICES = os.environ.get("GMALL_REQUIRE_SERVICES") == "1"
 BIN = Path(sys.executable).parent
 PASSWORD = "secret123"
 
@@ -54,12 +53,6 @@ FAST = {
     "REDIS_HEARTBEAT_TIMEOUT_SECONDS": 3,
     "REDIS_MAINTENANCE_CHANCE": 1_000_000,
 }
-
-
-def unavailable(message):
-    if REQUIRE_SERVICES:
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 def free_port() -> int:
