@@ -34,11 +34,12 @@ class PaymentService:
 
     ``uow`` builds a unit of work (see ``ports.store.UnitOfWork``); ``providers`` is a
     ``ports.providers.ProviderRegistry``; ``clock`` returns the current time;
-    ``after_commit`` runs after a commit that wrote an event (the outbox relay's flush).
+    ``after_commit(*ids)`` runs after a commit that wrote events, with their outbox ids (the
+    outbox relay sends them at once).
     """
 
     def __init__(self, uow: Callable, providers, clock: Callable[[], datetime] = datetime.now,
-                 after_commit: Callable[[], object] = lambda: None):
+                 after_commit: Callable[..., object] = lambda *ids: None):
         self.uow = uow
         self.providers = providers
         self.clock = clock
@@ -103,7 +104,7 @@ class PaymentService:
             entry = replace(entry, verified=True, notify_id=notification.notify_id or entry.notify_id,
                             out_trade_no=notification.out_trade_no)
             self._confirm_by_query(provider, notification)
-            outcome, payment, entry = self._apply(provider_name, notification, entry)
+            outcome, payment, entry, event_ids = self._apply(provider_name, notification, entry)
         except NotificationRejected as rejected:
             log.warning("%s notification rejected: %s", provider_name, rejected)
             entry = self._log_rejection(entry, rejected)
@@ -112,8 +113,8 @@ class PaymentService:
                 False, rejected.reason, ack.body, ack.content_type, ack.status, detail=rejected.detail,
                 record_id=entry.id,
             )
-        if outcome == "paid":
-            self.after_commit()
+        if event_ids:
+            self.after_commit(*event_ids)
         ack = provider.acknowledge(True)
         log.info("%s notification for %s: %s", provider_name, notification.out_trade_no, outcome)
         return NotificationResult(True, outcome, ack.body, ack.content_type, ack.status, payment,
@@ -177,10 +178,11 @@ class PaymentService:
             )
 
     def _apply(self, provider_name: str, notification: Notification, entry: NotificationRecord):
+        """Apply an authentic notification: (outcome, payment, log entry, ids of events written)."""
         with self.uow() as uow:
             if notification.notify_id and uow.notifications.accepted(provider_name, notification.notify_id):
                 payment = uow.payments.by_trade(provider_name, notification.out_trade_no)
-                return "duplicate", payment, self._log(uow, entry, "duplicate")
+                return "duplicate", payment, self._log(uow, entry, "duplicate"), ()
             payment = uow.payments.by_trade(provider_name, notification.out_trade_no)
             if payment is None:
                 raise NotificationRejected("unknown_trade", notification.out_trade_no)
@@ -193,9 +195,9 @@ class PaymentService:
                 TradeStatus.CLOSED: PaymentStatus.CLOSED,
             }.get(notification.status)
             if target is None:
-                return "recorded", payment, self._log(uow, entry, "recorded")
+                return "recorded", payment, self._log(uow, entry, "recorded"), ()
             if payment.payment_status == target:
-                return "duplicate", payment, self._log(uow, entry, "duplicate")
+                return "duplicate", payment, self._log(uow, entry, "duplicate"), ()
             if not payment.can_move(target):
                 raise NotificationRejected(
                     "invalid_transition", f"{payment.payment_status.name} -> {target.name}"
@@ -210,19 +212,19 @@ class PaymentService:
                 callback_content=notification.raw or json.dumps({"out_trade_no": notification.out_trade_no}),
             )
             if not moved:  # another copy of this notification won the race
-                return "duplicate", payment, self._log(uow, entry, "duplicate")
+                return "duplicate", payment, self._log(uow, entry, "duplicate"), ()
+            event_ids = ()
             if target == PaymentStatus.PAID:
-                uow.outbox.add(
-                    events.payment_succeeded(
-                        payment.order_sn, provider_name, notification.trade_no, payment.total_amount
-                    )
+                event = events.payment_succeeded(
+                    payment.order_sn, provider_name, notification.trade_no, payment.total_amount
                 )
+                event_ids = (uow.outbox.add(event),)
             outcome = target.name.lower()
             entry = self._log(uow, entry, outcome)
             payment.payment_status = target
             payment.trade_no = notification.trade_no
             payment.callback_time = now
-            return outcome, payment, entry
+            return outcome, payment, entry, event_ids
 
     @staticmethod
     def _log(uow, entry: NotificationRecord, outcome: str) -> NotificationRecord:

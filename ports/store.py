@@ -95,20 +95,54 @@ class OutboxMessage:
     id: int
     event: Event
     created_at: datetime
+    sent_at: datetime | None = None
 
 
 class Outbox(abc.ABC):
     @abc.abstractmethod
-    def add(self, event: Event) -> None:
-        """Keep ``event`` to be sent once the surrounding unit of work commits."""
+    def add(self, event: Event) -> int:
+        """Keep ``event`` to be sent once the surrounding unit of work commits; return its id."""
 
     @abc.abstractmethod
-    def unsent(self, limit: int) -> list[OutboxMessage]:
-        """The oldest events not yet accepted by the broker."""
+    def unsent(self, limit: int, ids: Iterable[int] | None = None) -> list[OutboxMessage]:
+        """The oldest events not yet accepted by the broker (among ``ids``, if given)."""
 
     @abc.abstractmethod
     def mark_sent(self, ids: Iterable[int], at: datetime) -> None:
-        """Record that the broker accepted these events."""
+        """Record that the broker accepted these events (again: the latest time counts)."""
+
+    @abc.abstractmethod
+    def unsettled(self, sent_before: datetime, limit: int) -> list[OutboxMessage]:
+        """The oldest events sent before ``sent_before`` and not yet settled."""
+
+    @abc.abstractmethod
+    def settle(self, ids: Iterable[int], at: datetime) -> None:
+        """Record that these events' steps have all had their outcome: never send them again."""
+
+
+#: Longer trace details are cut to this many characters.
+DETAIL_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class TraceEntry:
+    order_sn: str
+    step: str
+    outcome: str  # core.fulfilment: DONE, SKIPPED, FAILED, DEAD
+    detail: str
+    at: datetime
+
+
+class FulfilmentTrace(abc.ABC):
+    """What each fulfilment step of an order did and when, for operators and redelivery."""
+
+    @abc.abstractmethod
+    def record(self, order_sn: str, step: str, outcome: str, detail: str = "") -> None:
+        """Add an entry (``detail`` cut to DETAIL_LENGTH), timed by the store's clock."""
+
+    @abc.abstractmethod
+    def for_order(self, order_sn: str) -> list[TraceEntry]:
+        """The order's entries, oldest first."""
 
 
 class NotificationLog(abc.ABC):
@@ -140,6 +174,7 @@ class UnitOfWork(abc.ABC):
     points: PointsStore
     outbox: Outbox
     notifications: NotificationLog
+    trace: FulfilmentTrace
 
     def __enter__(self):
         return self

@@ -31,6 +31,9 @@ def create_app(test_config=None) -> Flask:
     csrf.exempt(callbacks.bp)  # providers prove themselves by signature, not by a form token
     cli.register(app)
     app.extensions["gmall"] = bootstrap(app.config, SqlUnitOfWork, context=app.app_context)
+    # The embedded default's in-process worker (and its outbox sweep) starts with the first
+    # request, not with every CLI command; on Redis this does nothing.
+    app.before_request(app.extensions["gmall"].bus.start)
     if app.config["SANDBOXES"]:
         _mount_sandboxes(app)
     return app

@@ -12,6 +12,8 @@ from datetime import datetime
 
 from ...core.model import LockStatus, NotificationRecord, Order, Payment, StockLock
 from ...ports.store import (
+    DETAIL_LENGTH,
+    FulfilmentTrace,
     NotificationLog,
     OrderStore,
     Outbox,
@@ -19,6 +21,7 @@ from ...ports.store import (
     PaymentStore,
     PointsStore,
     StockStore,
+    TraceEntry,
     UnitOfWork,
 )
 
@@ -50,7 +53,8 @@ class Tables:
     skus: dict = field(default_factory=dict)  # sku_id -> Sku
     members: dict = field(default_factory=dict)  # id -> Member
     ledger: set = field(default_factory=set)  # order_sn awarded
-    outbox: dict = field(default_factory=dict)  # id -> [OutboxMessage, sent_at]
+    outbox: dict = field(default_factory=dict)  # id -> [OutboxMessage, sent_at, settled_at]
+    trace: dict = field(default_factory=dict)  # id -> TraceEntry
     notifications: dict = field(default_factory=dict)  # id -> NotificationRecord
 
 
@@ -105,6 +109,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.points = _PointsView(self)
         self.outbox = _OutboxView(self)
         self.notifications = _NotificationView(self)
+        self.trace = _TraceView(self)
 
     def __enter__(self):
         self.db.lock.acquire()
@@ -255,17 +260,42 @@ class _OutboxView(Outbox):
     def add(self, event):
         message_id = self.uow.db.next_id()
         self.uow.touch("outbox", message_id)
-        self.uow.t.outbox[message_id] = [OutboxMessage(message_id, event, self.uow.now()), None]
+        self.uow.t.outbox[message_id] = [OutboxMessage(message_id, event, self.uow.now()), None, None]
+        return message_id
 
-    def unsent(self, limit):
-        waiting = [m for m, sent in self.uow.t.outbox.values() if sent is None]
-        return sorted(waiting, key=lambda m: m.id)[:limit]
+    def _messages(self, keep):
+        rows = sorted(self.uow.t.outbox.values(), key=lambda row: row[0].id)
+        return [replace(message, sent_at=sent) for message, sent, settled in rows if keep(message, sent, settled)]
+
+    def unsent(self, limit, ids=None):
+        wanted = None if ids is None else set(ids)
+        return self._messages(lambda m, sent, _: sent is None and (wanted is None or m.id in wanted))[:limit]
 
     def mark_sent(self, ids, at):
         for message_id in ids:
             self.uow.touch("outbox", message_id)
             self.uow.t.outbox[message_id][1] = at
 
+    def unsettled(self, sent_before, limit):
+        return self._messages(lambda _, sent, settled: sent is not None and sent < sent_before and settled is None)[:limit]
+
+    def settle(self, ids, at):
+        for message_id in ids:
+            self.uow.touch("outbox", message_id)
+            self.uow.t.outbox[message_id][2] = at
+
+
+class _TraceView(FulfilmentTrace):
+    def __init__(self, uow):
+        self.uow = uow
+
+    def record(self, order_sn, step, outcome, detail=""):
+        entry_id = self.uow.db.next_id()
+        self.uow.touch("trace", entry_id)
+        self.uow.t.trace[entry_id] = TraceEntry(order_sn, step, outcome, detail[:DETAIL_LENGTH], self.uow.now())
+
+    def for_order(self, order_sn):
+        return [entry for _, entry in sorted(self.uow.t.trace.items()) if entry.order_sn == order_sn]
 
 class _NotificationView(NotificationLog):
     def __init__(self, uow):

@@ -22,6 +22,8 @@ from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from ...ports.store import DETAIL_LENGTH
+
 
 class DecimalText(TypeDecorator):
     """Decimal kept as text: SQLite has no decimal type and would store a float."""
@@ -156,14 +158,31 @@ class OutboxEvent(db.Model):
     """Events written with the change that caused them, sent after commit by the relay."""
 
     __tablename__ = "outbox_event"
-    __table_args__ = (Index("ix_outbox_unsent", "sent_time", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_unsent", "sent_time", "id"),
+        Index("ix_outbox_unsettled", "settled_time", "sent_time"),
+    )
 
     id = db.Column(Id, primary_key=True, autoincrement=True)
     name = db.Column(String(64), nullable=False)
     order_sn = db.Column(String(64), nullable=False, index=True)
     payload = db.Column(Text, nullable=False)
     create_time = db.Column(Timestamp, nullable=False)
-    sent_time = db.Column(Timestamp)
+    sent_time = db.Column(Timestamp, comment="when the broker last accepted it")
+    settled_time = db.Column(Timestamp, comment="when every step it triggers was seen done, skipped or dead")
+
+
+class FulfilmentTrace(db.Model):
+    """What each fulfilment step of an order did and when: done, skipped, failed or dead."""
+
+    __tablename__ = "fulfilment_trace"
+
+    id = db.Column(Id, primary_key=True, autoincrement=True)
+    order_sn = db.Column(String(64), nullable=False, index=True)
+    step = db.Column(String(32), nullable=False)
+    outcome = db.Column(String(16), nullable=False)
+    detail = db.Column(String(DETAIL_LENGTH), nullable=False, default="")
+    at = db.Column(Timestamp, nullable=False)
 
 
 class PaymentNotification(db.Model):

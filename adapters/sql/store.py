@@ -28,6 +28,8 @@ from ...core.model import (
 )
 from ...core.money import CENT
 from ...ports.store import (
+    DETAIL_LENGTH,
+    FulfilmentTrace,
     NotificationLog,
     OrderStore,
     Outbox,
@@ -35,6 +37,7 @@ from ...ports.store import (
     PaymentStore,
     PointsStore,
     StockStore,
+    TraceEntry,
     UnitOfWork,
 )
 from . import models
@@ -49,6 +52,7 @@ ums_member = models.Member.__table__
 ums_points_ledger = models.PointsLedger.__table__
 outbox_event = models.OutboxEvent.__table__
 payment_notification = models.PaymentNotification.__table__
+fulfilment_trace = models.FulfilmentTrace.__table__
 
 #: ums_points_ledger.kind of the points an order earns on payment.
 AWARD = "award"
@@ -123,6 +127,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.points = _PointsView(self)
         self.outbox = _OutboxView(self)
         self.notifications = _NotificationView(self)
+        self.trace = _TraceView(self)
 
     def commit(self):
         self.session.commit()
@@ -260,7 +265,7 @@ class _PointsView(_View, PointsStore):
 
 class _OutboxView(_View, Outbox):
     def add(self, event):
-        self.session.execute(
+        result = self.session.execute(
             insert(outbox_event).values(
                 name=event.name,
                 order_sn=event.order_sn,
@@ -268,16 +273,39 @@ class _OutboxView(_View, Outbox):
                 create_time=self.uow.clock(),
             )
         )
+        return result.inserted_primary_key[0]
 
-    def unsent(self, limit):
-        rows = self.session.execute(
-            select(outbox_event).where(outbox_event.c.sent_time.is_(None)).order_by(outbox_event.c.id).limit(limit)
-        )
-        return [OutboxMessage(r.id, Event(**json.loads(r.payload)), r.create_time) for r in rows]
+    def _messages(self, *where, limit):
+        rows = self.session.execute(select(outbox_event).where(*where).order_by(outbox_event.c.id).limit(limit))
+        return [OutboxMessage(r.id, Event(**json.loads(r.payload)), r.create_time, r.sent_time) for r in rows]
+
+    def unsent(self, limit, ids=None):
+        c = outbox_event.c
+        return self._messages(c.sent_time.is_(None), *([] if ids is None else [c.id.in_(list(ids))]), limit=limit)
 
     def mark_sent(self, ids, at):
         self.session.execute(update(outbox_event).where(outbox_event.c.id.in_(list(ids))).values(sent_time=at))
 
+    def unsettled(self, sent_before, limit):
+        c = outbox_event.c
+        return self._messages(c.settled_time.is_(None), c.sent_time < sent_before, limit=limit)
+
+    def settle(self, ids, at):
+        self.session.execute(update(outbox_event).where(outbox_event.c.id.in_(list(ids))).values(settled_time=at))
+
+
+class _TraceView(_View, FulfilmentTrace):
+    def record(self, order_sn, step, outcome, detail=""):
+        self.session.execute(
+            insert(fulfilment_trace).values(
+                order_sn=order_sn, step=step, outcome=outcome, detail=detail[:DETAIL_LENGTH], at=self.uow.clock()
+            )
+        )
+
+    def for_order(self, order_sn):
+        c = fulfilment_trace.c
+        rows = self.session.execute(select(fulfilment_trace).where(c.order_sn == order_sn).order_by(c.id))
+        return [TraceEntry(r.order_sn, r.step, r.outcome, r.detail, r.at) for r in rows]
 
 def _notification(row) -> NotificationRecord:
     return NotificationRecord(

@@ -163,25 +163,35 @@ class SandboxApp(Site):
         if scenario == "lost":
             log.info("mockpay lost the notify of %s on purpose", trade.out_trade_no)
             return
-        params = {
-            "app_id": self.config.app_id,
-            "out_trade_no": trade.out_trade_no,
-            "trade_no": trade.trade_no,
-            "total_amount": format_amount(trade.total_amount),
-            "trade_status": trade.trade_status,
-            "notify_id": uuid.uuid4().hex,
-            "notify_time": datetime.now().strftime(TIME_FORMAT),
-            "gmt_payment": trade.gmt_payment.strftime(TIME_FORMAT),
-            "subject": trade.subject,
-            "sign_type": "RSA2",
-        }
-        params["sign"] = signing.sign(params, self.config.private_key)
+        params = signed_notification(trade, self.config.app_id, self.config.private_key)
         self.notifier.send(
             notify_url,
             params,
             copies=2 if scenario == "duplicate" else 1,
             first_wait=self.config.late_seconds if scenario == "late" else None,
         )
+
+
+def signed_notification(trade: SandboxTrade, app_id: str, private_key, /, **changes) -> dict[str, str]:
+    """The asynchronous notification of ``trade`` as the sandbox posts it, with ``changes``, signed.
+
+    Public so that load tests and benchmarks drive the shop with the sandbox's own messages.
+    """
+    params = {
+        "app_id": app_id,
+        "out_trade_no": trade.out_trade_no,
+        "trade_no": trade.trade_no,
+        "total_amount": format_amount(trade.total_amount),
+        "trade_status": trade.trade_status,
+        "notify_id": uuid.uuid4().hex,
+        "notify_time": datetime.now().strftime(TIME_FORMAT),
+        "gmt_payment": trade.gmt_payment.strftime(TIME_FORMAT),
+        "subject": trade.subject,
+        "sign_type": "RSA2",
+        **changes,
+    }
+    params["sign"] = signing.sign(params, private_key)
+    return params
 
 
 def make_sandbox_app(settings: Mapping) -> SandboxApp:

@@ -17,6 +17,7 @@ from gmall_payment.core.model import (
     Payment,
     PaymentStatus,
 )
+from gmall_payment.ports.store import DETAIL_LENGTH
 
 MEMBER = 7
 SN = "202405011230450001"
@@ -336,6 +337,65 @@ def test_notification_log_lists_newest_first(shop):
     assert read(shop, lambda uow: uow.notifications.recent(5, "wechat")) == []
 
 
+# the outbox's redelivery
+
+
+def test_outbox_add_returns_the_id_unsent_selects_by(shop):
+    with shop.uow() as uow:
+        ids = [uow.outbox.add(events.order_paid(sn)) for sn in (SN, OTHER_SN, "third")]
+        uow.commit()
+
+    assert len(set(ids)) == 3 and all(isinstance(i, int) for i in ids)
+    chosen = read(shop, lambda uow: uow.outbox.unsent(10, ids=[ids[2], ids[0]]))
+    assert [(m.id, m.event.order_sn, m.sent_at) for m in chosen] == [(ids[0], SN, None), (ids[2], "third", None)]
+    assert read(shop, lambda uow: uow.outbox.unsent(10, ids=[])) == []
+
+
+def test_outbox_unsettled_are_the_sent_ones_until_settled(shop):
+    with shop.uow() as uow:
+        early, late, never = (uow.outbox.add(events.order_paid(sn)) for sn in (SN, OTHER_SN, "third"))
+        uow.outbox.mark_sent([early], datetime(2024, 5, 1, 12, 0))
+        uow.outbox.mark_sent([late], datetime(2024, 5, 1, 12, 10))
+        uow.commit()
+
+    def unsettled(before):
+        return [(m.id, m.sent_at) for m in read(shop, lambda uow: uow.outbox.unsettled(before, 10))]
+
+    assert unsettled(datetime(2024, 5, 1, 12, 5)) == [(early, datetime(2024, 5, 1, 12, 0))]
+    assert unsettled(datetime(2024, 5, 1, 13)) == [(early, datetime(2024, 5, 1, 12, 0)),
+                                                   (late, datetime(2024, 5, 1, 12, 10))]
+    assert [m.id for m in read(shop, lambda uow: uow.outbox.unsettled(datetime(2024, 5, 1, 13), 1))] == [early]
+
+    with shop.uow() as uow:
+        uow.outbox.mark_sent([early], datetime(2024, 5, 1, 12, 30))  # sent again: the clock restarts
+        uow.outbox.settle([late], datetime(2024, 5, 1, 12, 31))
+        uow.commit()
+
+    assert unsettled(datetime(2024, 5, 1, 12, 20)) == []
+    assert unsettled(datetime(2024, 5, 1, 13)) == [(early, datetime(2024, 5, 1, 12, 30))]
+    assert [m.id for m in read(shop, lambda uow: uow.outbox.unsent(10))] == [never]
+
+
+# fulfilment trace
+
+
+def test_trace_keeps_entries_per_order_oldest_first(shop):
+    with shop.uow() as uow:
+        uow.trace.record(SN, "mark_order_paid", "done", "status 0 -> 1")
+        uow.trace.record(OTHER_SN, "award_points", "failed", "attempt 1: 积分服务 down")
+        uow.trace.record(SN, "award_points", "dead", "x" * 600)
+        assert [e.outcome for e in uow.trace.for_order(SN)] == ["done", "dead"]  # seen inside the unit
+        uow.commit()
+
+    mine = read(shop, lambda uow: uow.trace.for_order(SN))
+    assert [(e.order_sn, e.step, e.outcome) for e in mine] == [(SN, "mark_order_paid", "done"), (SN, "award_points", "dead")]
+    assert mine[0].detail == "status 0 -> 1" and mine[1].detail == "x" * DETAIL_LENGTH
+    assert all(isinstance(e.at, datetime) for e in mine) and mine[0].at <= mine[1].at
+    [theirs] = read(shop, lambda uow: uow.trace.for_order(OTHER_SN))
+    assert theirs.detail == "attempt 1: 积分服务 down"
+    assert read(shop, lambda uow: uow.trace.for_order("nope")) == []
+
+
 # a unit of work without commit leaves no trace
 
 
@@ -364,6 +424,10 @@ CHANGES = {
     "add event": (
         lambda uow: uow.outbox.add(events.order_paid(SN)),
         lambda backend, uow: uow.outbox.unsent(10),
+    ),
+    "record trace": (
+        lambda uow: uow.trace.record(SN, "award_points", "done"),
+        lambda backend, uow: uow.trace.for_order(SN),
     ),
     "claim points": (
         lambda uow: uow.points.claim(SN, MEMBER, 123, 45),

@@ -3,6 +3,7 @@
 import re
 import shutil
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from gmall_payment.adapters.sql import demo
 from gmall_payment.adapters.sql.models import Member, Order, OutboxEvent, PaymentInfo, PaymentNotification, db
 from gmall_payment.plugins import signing
+from gmall_payment.plugins.mockpay.sandbox import SandboxTrade, signed_notification
 from gmall_payment.webapp import create_app
 
 
@@ -84,3 +86,10 @@ def member_orders(app, username="demo") -> list[str]:
         return list(db.session.scalars(
             select(Order.order_sn).where(Order.member_id == member.id, Order.status == 0).order_by(Order.id)
         ))
+
+
+def notify_params(payment, key, **changes):
+    """mockpay's notification that ``payment`` was paid, with ``changes``, signed with ``key``."""
+    trade = SandboxTrade(payment.out_trade_no, "MOCK" + payment.out_trade_no, payment.total_amount,
+                         payment.subject, datetime.now())
+    return signed_notification(trade, "mockpay-sandbox", key, **changes)

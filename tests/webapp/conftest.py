@@ -7,7 +7,9 @@ from support.shop import make_app
 
 @pytest.fixture
 def app(tmp_path):
-    return make_app(tmp_path)
+    app = make_app(tmp_path)
+    yield app
+    app.extensions["gmall"].bus.close()  # its in-process worker, if a request started it
 
 
 @pytest.fixture
@@ -16,4 +18,7 @@ def live(tmp_path):
     app = make_app(tmp_path)
     with serving(app) as base_url:
         app.config["PUBLIC_URL"] = base_url
-        yield app, base_url
+        try:
+            yield app, base_url
+        finally:
+            app.extensions["gmall"].bus.close()
