@@ -33,12 +33,58 @@ class NotSupported(DomainError):
     """The provider does not offer this operation (yet)."""
 
 
-class OrderNotPaidYet(DomainError):
+class StepNotReady(DomainError):
+    """A background step arrived before what it depends on happened: retry later."""
+
+
+class OrderNotPaidYet(StepNotReady):
     """A fulfilment step arrived before the order was paid: retry later."""
 
     def __init__(self, order_sn):
         super().__init__(f"order {order_sn} is not paid yet")
         self.order_sn = order_sn
+
+
+class PointsNotSettledYet(StepNotReady):
+    """Points cannot be taken back before the award step has had its outcome."""
+
+    def __init__(self, order_sn):
+        super().__init__(f"the points of order {order_sn} are not awarded (or skipped) yet")
+        self.order_sn = order_sn
+
+
+class PaymentNotFound(DomainError):
+    def __init__(self, payment_id):
+        super().__init__(f"no payment #{payment_id}")
+        self.payment_id = payment_id
+
+
+class RefundRefused(DomainError):
+    """A refund the domain will not ask the provider for; ``reason`` is machine-readable:
+    ``not_refundable`` (the payment holds no money), ``exceeds_payment`` (more than what is
+    left), ``request_no_reused`` (the same out_request_no with another amount),
+    ``bad_request_no``."""
+
+    def __init__(self, reason, message):
+        super().__init__(message)
+        self.reason = reason
+
+
+class RefundFailed(DomainError):
+    """The provider refused the refund; it is recorded as failed and its amount freed."""
+
+    def __init__(self, message, refund=None):
+        super().__init__(message)
+        self.refund = refund
+
+
+class RefundPending(DomainError):
+    """The provider's answer is unknown (unreachable, busy): the refund stays pending, and a
+    retry with the same out_request_no completes it (the provider makes it the same refund)."""
+
+    def __init__(self, message, refund=None):
+        super().__init__(message)
+        self.refund = refund
 
 
 class NotificationRejected(DomainError):

@@ -4,6 +4,10 @@ from dataclasses import asdict, dataclass
 
 PAYMENT_SUCCEEDED = "payment.succeeded"
 ORDER_PAID = "order.paid"
+#: A payment's money must go back by itself (paid after its order closed, or paid twice).
+REFUND_DUE = "payment.refund_due"
+#: Every payment that paid the order is refunded: the points it earned go back.
+ORDER_REFUNDED = "order.refunded"
 
 
 @dataclass(frozen=True)
@@ -28,3 +32,11 @@ def payment_succeeded(order_sn, provider, trade_no, amount) -> Event:
 
 def order_paid(order_sn) -> Event:
     return Event(ORDER_PAID, order_sn, {})
+
+
+def refund_due(order_sn, payment_id, reason, amount) -> Event:
+    return Event(REFUND_DUE, order_sn, {"payment_id": payment_id, "reason": reason, "amount": str(amount)})
+
+
+def order_refunded(order_sn) -> Event:
+    return Event(ORDER_REFUNDED, order_sn, {})

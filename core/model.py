@@ -7,19 +7,30 @@ from enum import Enum, IntEnum
 
 
 class PaymentStatus(IntEnum):
-    """payment_info.payment_status: 0 unpaid, 1 paid, 2 closed (refunds come later)."""
+    """payment_info.payment_status: 0 unpaid, 1 paid, 2 closed, 3 partially refunded, 4 refunded."""
 
     UNPAID = 0
     PAID = 1
     CLOSED = 2
+    PARTIALLY_REFUNDED = 3
+    REFUNDED = 4
 
 
 #: The moves a payment may make; anything else is refused by ``Payment.can_move``.
+#: CLOSED -> PAID: the provider took the money for a trade we had given up on (a trade closed
+#: here because the provider could not close it, or never opened it): the money is real, so
+#: the payment records it, and the payment service decides what is owed back.
 PAYMENT_TRANSITIONS = {
     PaymentStatus.UNPAID: {PaymentStatus.PAID, PaymentStatus.CLOSED},
-    PaymentStatus.PAID: set(),
-    PaymentStatus.CLOSED: set(),
+    PaymentStatus.CLOSED: {PaymentStatus.PAID},
+    PaymentStatus.PAID: {PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED},
+    PaymentStatus.PARTIALLY_REFUNDED: {PaymentStatus.REFUNDED},
+    PaymentStatus.REFUNDED: set(),
 }
+#: The statuses of a payment whose money the provider took (whatever was refunded since).
+MONEY_TAKEN = frozenset({PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED})
+#: The statuses from which a payment may be refunded (some of its money is still with us).
+REFUNDABLE = frozenset({PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED})
 
 
 class OrderStatus(IntEnum):
@@ -36,6 +47,8 @@ class OrderStatus(IntEnum):
 PAID_ORDER_STATUSES = frozenset(
     {OrderStatus.AWAITING_SHIPMENT, OrderStatus.SHIPPED, OrderStatus.DONE}
 )
+#: Orders that will never be paid: money arriving for them is owed back.
+DEAD_ORDER_STATUSES = frozenset({OrderStatus.CLOSED, OrderStatus.INVALID})
 
 
 class TradeStatus(Enum):
@@ -44,6 +57,30 @@ class TradeStatus(Enum):
     PAID = "paid"
     CLOSED = "closed"
     PENDING = "pending"
+
+
+class RefundStatus(IntEnum):
+    """payment_refund.status: recorded before the provider is asked, settled by its answer.
+
+    PENDING: asked (or about to be), answer not known: a retry with the same out_request_no
+    completes it. SUCCEEDED: the provider refunded. FAILED: the provider refused; the amount
+    is free again, and a retry with the same out_request_no asks once more.
+    """
+
+    PENDING = 0
+    SUCCEEDED = 1
+    FAILED = 2
+
+
+class RefundReason:
+    """Why a refund was made (payment_refund.reason, payment_info.refund_reason)."""
+
+    OPERATOR = "operator"
+    #: The payment succeeded for an order already closed (expired, cancelled).
+    PAID_AFTER_CLOSE = "paid_after_close"
+    #: Another payment of the order had paid it already.
+    PAID_TWICE = "paid_twice"
+    AUTOMATIC = frozenset({PAID_AFTER_CLOSE, PAID_TWICE})
 
 
 class LockStatus(IntEnum):
@@ -69,12 +106,35 @@ class Payment:
     payment_status: PaymentStatus = PaymentStatus.UNPAID
     callback_time: datetime | None = None
     callback_content: str | None = None
+    #: Refunds asked for and not refused (pending or done): never more than total_amount.
+    refund_reserved: Decimal = Decimal("0.00")
+    #: Refunds the provider confirmed; the status follows it (partially refunded, refunded).
+    refunded: Decimal = Decimal("0.00")
+    #: Set when the money must go back automatically (``RefundReason.AUTOMATIC``).
+    refund_reason: str | None = None
+    #: What an operator must look at, in words; None when nothing.
+    flag: str | None = None
+    #: Reconciliation: queries made so far, and when the next one is due (None: no more).
+    query_attempts: int = 0
+    next_query_time: datetime | None = None
 
     def __post_init__(self):
         self.out_trade_no = self.out_trade_no or self.order_sn
 
     def can_move(self, to: PaymentStatus) -> bool:
         return to in PAYMENT_TRANSITIONS[self.payment_status]
+
+    @property
+    def refundable(self) -> Decimal:
+        """What may still be refunded: the amount paid less refunds pending or done."""
+        if self.payment_status not in REFUNDABLE:
+            return Decimal("0.00")
+        return self.total_amount - self.refund_reserved
+
+    @property
+    def owed_back(self) -> bool:
+        """Money the shop must return by itself, not returned yet."""
+        return self.refund_reason in RefundReason.AUTOMATIC and self.payment_status in REFUNDABLE
 
 
 @dataclass
@@ -103,6 +163,43 @@ class Order:
         """The trade's subject, from the goods' names (the seed used a constant)."""
         names = "、".join(item.sku_name for item in self.items) or "谷粒商城订单"
         return f"谷粒商城-{names}"[:100]
+
+
+@dataclass
+class PaymentRefund:
+    """One refund of a payment (payment_refund); ``out_request_no`` is unique per payment.
+
+    ``answer`` is the provider's answer (or refusal), as text, for operators.
+    """
+
+    payment_id: int
+    order_sn: str
+    out_request_no: str
+    amount: Decimal
+    reason: str
+    create_time: datetime
+    update_time: datetime
+    status: RefundStatus = RefundStatus.PENDING
+    answer: str = ""
+    id: int | None = None
+
+
+class PointsKind:
+    """ums_points_ledger.kind: each happens at most once per order."""
+
+    AWARD = "award"
+    REVOKE = "revoke"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """A points change of an order, as the ledger recorded it."""
+
+    order_sn: str
+    kind: str
+    member_id: int
+    integration: int
+    growth: int
 
 
 @dataclass(frozen=True)
@@ -146,4 +243,7 @@ class NotificationRecord:
     out_trade_no: str | None = None
     detail: str = ""
     replay_of: int | None = None
+    #: How we heard: "notify" (the provider called us), "query" (we asked: reconciliation),
+    #: "close" (the provider's answer when we closed the trade).
+    source: str = "notify"
     id: int | None = None

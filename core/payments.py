@@ -4,12 +4,22 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
 
 from . import events
 from .errors import DomainError, NotificationRejected, OrderNotFound, OrderNotPayable
-from .model import Notification, NotificationRecord, OrderStatus, Payment, PaymentStatus, TradeStatus
+from .model import (
+    DEAD_ORDER_STATUSES,
+    MONEY_TAKEN,
+    Notification,
+    NotificationRecord,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    RefundReason,
+    TradeStatus,
+)
 from .money import to_amount
 
 log = logging.getLogger(__name__)
@@ -20,7 +30,9 @@ class NotificationResult:
     """What became of a notification; ``body`` is what the provider must read back."""
 
     accepted: bool
-    outcome: str  # "paid", "closed", "duplicate", "recorded", or the rejection reason
+    #: "paid", "closed", "duplicate", "recorded", "refunded" (a trade closed after its refund),
+    #: "paid_after_close", "paid_twice" (paid, and owed back), "second_trade", or the rejection reason
+    outcome: str
     body: str
     content_type: str
     status: int
@@ -35,15 +47,18 @@ class PaymentService:
     ``uow`` builds a unit of work (see ``ports.store.UnitOfWork``); ``providers`` is a
     ``ports.providers.ProviderRegistry``; ``clock`` returns the current time;
     ``after_commit(*ids)`` runs after a commit that wrote events, with their outbox ids (the
-    outbox relay sends them at once).
+    outbox relay sends them at once); ``query_grace`` is how long after it starts a payment
+    still unpaid is first asked about (``core.reconciliation``).
     """
 
     def __init__(self, uow: Callable, providers, clock: Callable[[], datetime] = datetime.now,
-                 after_commit: Callable[..., object] = lambda *ids: None):
+                 after_commit: Callable[..., object] = lambda *ids: None,
+                 query_grace: timedelta = timedelta(minutes=5)):
         self.uow = uow
         self.providers = providers
         self.clock = clock
         self.after_commit = after_commit
+        self.query_grace = query_grace
 
     def start(self, order_sn: str, provider_name: str) -> Payment:
         """The payment of this order with this provider, made once however often asked."""
@@ -55,17 +70,19 @@ class PaymentService:
             if order.status != OrderStatus.AWAITING_PAYMENT:
                 raise OrderNotPayable(order_sn)
             payments = uow.payments.for_order(order_sn)
-            if any(p.payment_status == PaymentStatus.PAID for p in payments):
+            if any(p.payment_status in MONEY_TAKEN for p in payments):
                 raise OrderNotPayable(order_sn)  # paid already, fulfilment not yet through
             payment = next((p for p in payments if p.payment_type == provider_name), None)
             if payment is None:
+                now = self.clock()
                 payment = uow.payments.add_once(
                     Payment(
                         order_sn=order_sn,
                         payment_type=provider_name,
                         total_amount=to_amount(order.pay_amount),
                         subject=order.subject,
-                        create_time=self.clock(),
+                        create_time=now,
+                        next_query_time=now + self.query_grace,
                     )
                 )
                 uow.commit()
@@ -118,7 +135,7 @@ class PaymentService:
         ack = provider.acknowledge(True)
         log.info("%s notification for %s: %s", provider_name, notification.out_trade_no, outcome)
         return NotificationResult(True, outcome, ack.body, ack.content_type, ack.status, payment,
-                                  record_id=entry.id)
+                                  detail=entry.detail, record_id=entry.id)
 
     def replay(self, record_id: int) -> NotificationResult:
         """Handle a logged notification again, from its raw body (an operator's retry)."""
@@ -163,7 +180,7 @@ class PaymentService:
             payment = uow.payments.by_trade(provider.name, notification.out_trade_no)
             if notification.notify_id and uow.notifications.accepted(provider.name, notification.notify_id):
                 return
-        if payment is None or payment.payment_status != PaymentStatus.UNPAID:
+        if payment is None or payment.payment_status not in (PaymentStatus.UNPAID, PaymentStatus.CLOSED):
             return
         try:
             answer = provider.query(payment)
@@ -176,6 +193,41 @@ class PaymentService:
                 "not_confirmed",
                 f"query says {answer.status.value} {answer.total_amount} trade {answer.trade_no}",
             )
+
+    def apply_answer(self, provider_name: str, notification: Notification, source: str) -> NotificationResult:
+        """A provider's answer to a request of ours (``source``: "query", "close") takes the
+        notification's path: the same checks, the same transition and event, in the notify log.
+
+        ``body``, ``content_type`` and ``status`` are empty: there is no provider to answer.
+        """
+        entry = NotificationRecord(
+            provider=provider_name, received_at=self.clock(), raw=notification.raw, verified=True,
+            accepted=False, outcome="", out_trade_no=_text(notification.out_trade_no), source=source,
+        )
+        try:
+            outcome, payment, entry, event_ids = self._apply(provider_name, notification, entry)
+        except NotificationRejected as rejected:
+            log.warning("%s %s answer for %s rejected: %s", provider_name, source, notification.out_trade_no, rejected)
+            entry = self._log_rejection(entry, rejected)
+            return NotificationResult(False, rejected.reason, "", "", 0, detail=rejected.detail, record_id=entry.id)
+        if event_ids:
+            self.after_commit(*event_ids)
+        log.info("%s %s answer for %s: %s", provider_name, source, notification.out_trade_no, outcome)
+        return NotificationResult(True, outcome, "", "", 0, payment, detail=entry.detail, record_id=entry.id)
+
+    def record_answer(self, payment: Payment, source: str, outcome: str, detail: str = "", raw: str = "",
+                      accepted: bool = True) -> NotificationRecord:
+        """Log an answer that changes nothing (a trade the provider does not know, a failed
+        request) beside the notifications, so operators see every word the provider said."""
+        entry = NotificationRecord(
+            provider=payment.payment_type, received_at=self.clock(), raw=raw or detail, verified=True,
+            accepted=accepted, outcome=outcome, out_trade_no=_text(payment.out_trade_no), detail=detail,
+            source=source,
+        )
+        with self.uow() as uow:
+            entry = uow.notifications.add(entry)
+            uow.commit()
+        return entry
 
     def _apply(self, provider_name: str, notification: Notification, entry: NotificationRecord):
         """Apply an authentic notification: (outcome, payment, log entry, ids of events written)."""
@@ -190,41 +242,83 @@ class PaymentService:
                 raise NotificationRejected(
                     "amount_mismatch", f"{notification.total_amount} != {payment.total_amount}"
                 )
-            target = {
-                TradeStatus.PAID: PaymentStatus.PAID,
-                TradeStatus.CLOSED: PaymentStatus.CLOSED,
-            }.get(notification.status)
-            if target is None:
-                return "recorded", payment, self._log(uow, entry, "recorded"), ()
-            if payment.payment_status == target:
-                return "duplicate", payment, self._log(uow, entry, "duplicate"), ()
-            if not payment.can_move(target):
-                raise NotificationRejected(
-                    "invalid_transition", f"{payment.payment_status.name} -> {target.name}"
-                )
-            now = self.clock()
+            if notification.status == TradeStatus.PAID:
+                outcome, detail, event_ids = self._paid(uow, payment, notification)
+            elif notification.status == TradeStatus.CLOSED:
+                outcome, detail, event_ids = self._closed(uow, payment, notification)
+            else:
+                outcome, detail, event_ids = "recorded", "", ()
+            payment = uow.payments.get(payment.id)
+            entry = self._log(uow, replace(entry, detail=detail) if detail else entry, outcome)
+            return outcome, payment, entry, event_ids
+
+    def _paid(self, uow, payment: Payment, notification: Notification):
+        """The provider took the money: (outcome, detail, event ids).
+
+        The first payment to be paid for an open order pays it (``payment.succeeded``); one paid
+        for an order already closed, or already paid by another payment, is owed back
+        (``payment.refund_due``), decided in this transaction so that nothing slips between.
+        """
+        if payment.payment_status in MONEY_TAKEN:
+            if notification.trade_no and payment.trade_no and notification.trade_no != payment.trade_no:
+                flag = (f"{payment.payment_type} reports a second trade {notification.trade_no} paid for "
+                        f"{payment.out_trade_no} (this payment's trade is {payment.trade_no}): check it with "
+                        "the provider and refund it by hand")
+                uow.payments.set_flag(payment.id, flag)
+                return "second_trade", flag, ()
+            return "duplicate", "", ()
+        moved = uow.payments.move(
+            payment.id,
+            payment.payment_status,
+            PaymentStatus.PAID,
+            trade_no=notification.trade_no,
+            callback_time=self.clock(),
+            callback_content=notification.raw or json.dumps({"out_trade_no": notification.out_trade_no}),
+        )
+        if not moved:  # another copy of this notification won the race
+            return "duplicate", "", ()
+        order = uow.orders.get(payment.order_sn)
+        if order is not None and order.status in DEAD_ORDER_STATUSES:
+            reason = RefundReason.PAID_AFTER_CLOSE
+            detail = f"order {payment.order_sn} is {order.status.name}: the money goes back"
+        elif not uow.payments.settle_order(payment.order_sn, payment.id):
+            reason = RefundReason.PAID_TWICE
+            detail = (f"order {payment.order_sn} was paid already (payment "
+                      f"#{uow.payments.settled_by(payment.order_sn)}): the money goes back")
+        else:
+            event = events.payment_succeeded(
+                payment.order_sn, payment.payment_type, notification.trade_no, payment.total_amount
+            )
+            return "paid", "", (uow.outbox.add(event),)
+        uow.payments.mark_owed(payment.id, reason)
+        log.warning("payment #%s (%s %s): %s", payment.id, payment.payment_type, payment.out_trade_no, detail)
+        event = events.refund_due(payment.order_sn, payment.id, reason, payment.total_amount)
+        return reason, detail, (uow.outbox.add(event),)
+
+    def _closed(self, uow, payment: Payment, notification: Notification):
+        """The provider closed the trade: (outcome, detail, event ids).
+
+        Unpaid, the payment closes. Paid, the trade closed because all of it was refunded
+        (Alipay sends TRADE_CLOSED after a full refund): "refunded", the refunds recorded here
+        make the payment's status; if they do not cover the amount, an operator is told.
+        """
+        status = payment.payment_status
+        if status == PaymentStatus.CLOSED:
+            return "duplicate", "", ()
+        if status == PaymentStatus.UNPAID:
             moved = uow.payments.move(
-                payment.id,
-                PaymentStatus.UNPAID,
-                target,
-                trade_no=notification.trade_no,
-                callback_time=now,
+                payment.id, PaymentStatus.UNPAID, PaymentStatus.CLOSED, trade_no=notification.trade_no,
+                callback_time=self.clock(),
                 callback_content=notification.raw or json.dumps({"out_trade_no": notification.out_trade_no}),
             )
-            if not moved:  # another copy of this notification won the race
-                return "duplicate", payment, self._log(uow, entry, "duplicate"), ()
-            event_ids = ()
-            if target == PaymentStatus.PAID:
-                event = events.payment_succeeded(
-                    payment.order_sn, provider_name, notification.trade_no, payment.total_amount
-                )
-                event_ids = (uow.outbox.add(event),)
-            outcome = target.name.lower()
-            entry = self._log(uow, entry, outcome)
-            payment.payment_status = target
-            payment.trade_no = notification.trade_no
-            payment.callback_time = now
-            return outcome, payment, entry, event_ids
+            return ("closed" if moved else "duplicate"), "", ()
+        if payment.refund_reserved < payment.total_amount:
+            flag = (f"{payment.payment_type} says trade {payment.out_trade_no} is closed (fully refunded), but "
+                    f"only {payment.refund_reserved} of {payment.total_amount} is refunded or being refunded "
+                    "here: was it refunded outside the shop?")
+            uow.payments.set_flag(payment.id, flag)
+            return "refunded", flag, ()
+        return "refunded", "", ()
 
     @staticmethod
     def _log(uow, entry: NotificationRecord, outcome: str) -> NotificationRecord:

@@ -9,20 +9,29 @@ import abc
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from ..core.events import Event
 from ..core.model import (
+    LedgerEntry,
     LockStatus,
     NotificationRecord,
     Order,
     OrderStatus,
     Payment,
+    PaymentRefund,
     PaymentStatus,
+    PointsKind,
+    RefundStatus,
     StockLock,
 )
 
 
 class PaymentStore(abc.ABC):
+    @abc.abstractmethod
+    def get(self, payment_id: int) -> Payment | None:
+        """The payment with this id, or None."""
+
     @abc.abstractmethod
     def find(self, order_sn: str, payment_type: str) -> Payment | None:
         """The payment of this order with this provider, if any."""
@@ -53,7 +62,54 @@ class PaymentStore(abc.ABC):
         callback_time: datetime | None = None,
         callback_content: str | None = None,
     ) -> bool:
-        """Change the status only if it is still ``from_status``; True if this call did."""
+        """Change the status only if it is still ``from_status``; True if this call did.
+
+        The other fields change only when given (not None).
+        """
+
+    @abc.abstractmethod
+    def settle_order(self, order_sn: str, payment_id: int) -> bool:
+        """Record this payment as the one that paid the order, unless one already is; True
+        if this call did. Two payments racing for one order: exactly one wins."""
+
+    @abc.abstractmethod
+    def settled_by(self, order_sn: str) -> int | None:
+        """The id of the payment that paid the order, if any."""
+
+    @abc.abstractmethod
+    def mark_owed(self, payment_id: int, reason: str) -> bool:
+        """Set ``refund_reason`` unless it is set already; True if this call did."""
+
+    @abc.abstractmethod
+    def set_flag(self, payment_id: int, flag: str | None) -> None:
+        """Set (or clear, with None) what an operator must look at (cut to FLAG_LENGTH)."""
+
+    @abc.abstractmethod
+    def reserve_refund(self, payment_id: int, amount: Decimal) -> bool:
+        """Add ``amount`` to ``refund_reserved`` only if the payment is refundable (paid or
+        partially refunded) and the sum stays within ``total_amount``; True if this call did.
+
+        Atomic: two reservations racing on one payment can never together exceed its amount.
+        """
+
+    @abc.abstractmethod
+    def release_refund(self, payment_id: int, amount: Decimal) -> None:
+        """Take ``amount`` off ``refund_reserved`` (the provider refused that refund)."""
+
+    @abc.abstractmethod
+    def add_refunded(self, payment_id: int, amount: Decimal) -> Payment:
+        """Add ``amount`` to ``refunded``; the payment as it is now. Holds the payment until
+        the unit of work ends, so two refunds completing at once count one after the other."""
+
+    @abc.abstractmethod
+    def due_for_query(self, now: datetime, limit: int) -> list[Payment]:
+        """Unpaid payments whose ``next_query_time`` has come, the longest due first."""
+
+    @abc.abstractmethod
+    def schedule_query(self, payment_id: int, from_attempts: int, attempts: int,
+                       next_query_time: datetime | None) -> bool:
+        """Set the query count and the next query's time, only if the count is still
+        ``from_attempts``; True if this call did (the caller then makes that query)."""
 
 
 class OrderStore(abc.ABC):
@@ -82,12 +138,41 @@ class StockStore(abc.ABC):
 
 class PointsStore(abc.ABC):
     @abc.abstractmethod
-    def claim(self, order_sn: str, member_id: int, integration: int, growth: int) -> bool:
-        """Record the award for this order in the ledger; False if it was already recorded."""
+    def claim(self, order_sn: str, member_id: int, integration: int, growth: int,
+              kind: str = PointsKind.AWARD) -> bool:
+        """Record this kind of change (award, revoke) for this order in the ledger; False if
+        it was already recorded."""
+
+    @abc.abstractmethod
+    def entry(self, order_sn: str, kind: str = PointsKind.AWARD) -> LedgerEntry | None:
+        """The ledger's record of this kind of change for this order, if any."""
 
     @abc.abstractmethod
     def credit(self, member_id: int, integration: int, growth: int) -> None:
         """Add points to the member's balance."""
+
+
+class RefundStore(abc.ABC):
+    """Refunds of payments, one row per payment and ``out_request_no`` (the idempotency key)."""
+
+    @abc.abstractmethod
+    def add_once(self, refund: PaymentRefund) -> tuple[PaymentRefund, bool]:
+        """Store ``refund`` unless its payment already has one with its ``out_request_no``;
+        the stored one, and whether this call stored it. Racing adds: exactly one row."""
+
+    @abc.abstractmethod
+    def get(self, payment_id: int, out_request_no: str) -> PaymentRefund | None:
+        """The payment's refund with this request number, if any."""
+
+    @abc.abstractmethod
+    def for_payment(self, payment_id: int) -> list[PaymentRefund]:
+        """The payment's refunds, oldest first."""
+
+    @abc.abstractmethod
+    def move(self, refund_id: int, from_status: RefundStatus, to_status: RefundStatus, *,
+             update_time: datetime, answer: str | None = None) -> bool:
+        """Change the status only if it is still ``from_status`` (and the answer, if given);
+        True if this call did."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +207,8 @@ class Outbox(abc.ABC):
 
 #: Longer trace details are cut to this many characters.
 DETAIL_LENGTH = 500
+#: Longer operator flags are cut to this many characters.
+FLAG_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -169,6 +256,7 @@ class UnitOfWork(abc.ABC):
     """One transaction over every store; rolls back unless ``commit()`` was called."""
 
     payments: PaymentStore
+    refunds: RefundStore
     orders: OrderStore
     stock: StockStore
     points: PointsStore

@@ -10,9 +10,20 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ...core.model import LockStatus, NotificationRecord, Order, Payment, StockLock
+from ...core.model import (
+    REFUNDABLE,
+    LedgerEntry,
+    LockStatus,
+    NotificationRecord,
+    Order,
+    Payment,
+    PaymentStatus,
+    PointsKind,
+    StockLock,
+)
 from ...ports.store import (
     DETAIL_LENGTH,
+    FLAG_LENGTH,
     FulfilmentTrace,
     NotificationLog,
     OrderStore,
@@ -20,6 +31,7 @@ from ...ports.store import (
     OutboxMessage,
     PaymentStore,
     PointsStore,
+    RefundStore,
     StockStore,
     TraceEntry,
     UnitOfWork,
@@ -52,7 +64,9 @@ class Tables:
     locks: dict = field(default_factory=dict)  # id -> StockLock
     skus: dict = field(default_factory=dict)  # sku_id -> Sku
     members: dict = field(default_factory=dict)  # id -> Member
-    ledger: set = field(default_factory=set)  # order_sn awarded
+    ledger: dict = field(default_factory=dict)  # (order_sn, kind) -> LedgerEntry
+    settlements: dict = field(default_factory=dict)  # order_sn -> id of the payment that paid it
+    refunds: dict = field(default_factory=dict)  # id -> PaymentRefund
     outbox: dict = field(default_factory=dict)  # id -> [OutboxMessage, sent_at, settled_at]
     trace: dict = field(default_factory=dict)  # id -> TraceEntry
     notifications: dict = field(default_factory=dict)  # id -> NotificationRecord
@@ -104,6 +118,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.t = db.tables
         self._undo = {}
         self.payments = _PaymentView(self)
+        self.refunds = _RefundView(self)
         self.orders = _OrderView(self)
         self.stock = _StockView(self)
         self.points = _PointsView(self)
@@ -157,6 +172,9 @@ class _PaymentView(PaymentStore):
     def __init__(self, uow):
         self.uow = uow
 
+    def get(self, payment_id):
+        return copy.copy(self.uow.t.payments.get(payment_id))
+
     def find(self, order_sn, payment_type):
         return next(
             (copy.copy(p) for p in self.uow.t.payments.values() if (p.order_sn, p.payment_type) == (order_sn, payment_type)),
@@ -189,9 +207,98 @@ class _PaymentView(PaymentStore):
             return False
         self.uow.touch("payments", payment_id)
         payment.payment_status = to_status
-        payment.trade_no = trade_no
-        payment.callback_time = callback_time
-        payment.callback_content = callback_content
+        for name, value in (("trade_no", trade_no), ("callback_time", callback_time),
+                            ("callback_content", callback_content)):
+            if value is not None:
+                setattr(payment, name, value)
+        return True
+
+    def _change(self, payment_id) -> Payment:
+        payment = self.uow.t.payments.get(payment_id)
+        if payment is None:
+            raise LookupError(f"no such payment {payment_id}")
+        self.uow.touch("payments", payment_id)
+        return payment
+
+    def settle_order(self, order_sn, payment_id):
+        if order_sn in self.uow.t.settlements:
+            return False
+        self.uow.touch("settlements", order_sn)
+        self.uow.t.settlements[order_sn] = payment_id
+        return True
+
+    def settled_by(self, order_sn):
+        return self.uow.t.settlements.get(order_sn)
+
+    def mark_owed(self, payment_id, reason):
+        payment = self.uow.t.payments.get(payment_id)
+        if payment is None or payment.refund_reason is not None:
+            return False
+        self._change(payment_id).refund_reason = reason
+        return True
+
+    def set_flag(self, payment_id, flag):
+        self._change(payment_id).flag = None if flag is None else flag[:FLAG_LENGTH]
+
+    def reserve_refund(self, payment_id, amount):
+        payment = self.uow.t.payments.get(payment_id)
+        if payment is None or payment.payment_status not in REFUNDABLE \
+                or payment.refund_reserved + amount > payment.total_amount:
+            return False
+        self._change(payment_id).refund_reserved += amount
+        return True
+
+    def release_refund(self, payment_id, amount):
+        self._change(payment_id).refund_reserved -= amount
+
+    def add_refunded(self, payment_id, amount):
+        payment = self._change(payment_id)
+        payment.refunded += amount
+        return copy.copy(payment)
+
+    def due_for_query(self, now, limit):
+        due = [p for p in self.uow.t.payments.values()
+               if p.payment_status == PaymentStatus.UNPAID and p.next_query_time is not None
+               and p.next_query_time <= now]
+        return [copy.copy(p) for p in sorted(due, key=lambda p: (p.next_query_time, p.id))[:limit]]
+
+    def schedule_query(self, payment_id, from_attempts, attempts, next_query_time):
+        payment = self.uow.t.payments.get(payment_id)
+        if payment is None or payment.query_attempts != from_attempts:
+            return False
+        payment = self._change(payment_id)
+        payment.query_attempts, payment.next_query_time = attempts, next_query_time
+        return True
+
+
+class _RefundView(RefundStore):
+    def __init__(self, uow):
+        self.uow = uow
+
+    def add_once(self, refund):
+        existing = self.get(refund.payment_id, refund.out_request_no)
+        if existing is not None:
+            return existing, False
+        stored = replace(refund, id=self.uow.db.next_id())
+        self.uow.touch("refunds", stored.id)
+        self.uow.t.refunds[stored.id] = stored
+        return copy.copy(stored), True
+
+    def get(self, payment_id, out_request_no):
+        return next((copy.copy(r) for r in self.uow.t.refunds.values()
+                     if (r.payment_id, r.out_request_no) == (payment_id, out_request_no)), None)
+
+    def for_payment(self, payment_id):
+        return [copy.copy(r) for _, r in sorted(self.uow.t.refunds.items()) if r.payment_id == payment_id]
+
+    def move(self, refund_id, from_status, to_status, *, update_time, answer=None):
+        refund = self.uow.t.refunds.get(refund_id)
+        if refund is None or refund.status != from_status:
+            return False
+        self.uow.touch("refunds", refund_id)
+        refund.status, refund.update_time = to_status, update_time
+        if answer is not None:
+            refund.answer = answer
         return True
 
 
@@ -239,12 +346,15 @@ class _PointsView(PointsStore):
     def __init__(self, uow):
         self.uow = uow
 
-    def claim(self, order_sn, member_id, integration, growth):
-        if order_sn in self.uow.t.ledger:
+    def claim(self, order_sn, member_id, integration, growth, kind=PointsKind.AWARD):
+        if (order_sn, kind) in self.uow.t.ledger:
             return False
-        self.uow.touch("ledger", order_sn)
-        self.uow.t.ledger.add(order_sn)
+        self.uow.touch("ledger", (order_sn, kind))
+        self.uow.t.ledger[(order_sn, kind)] = LedgerEntry(order_sn, kind, member_id, integration, growth)
         return True
+
+    def entry(self, order_sn, kind=PointsKind.AWARD):
+        return self.uow.t.ledger.get((order_sn, kind))
 
     def credit(self, member_id, integration, growth):
         self.uow.touch("members", member_id)

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-from ...ports.store import DETAIL_LENGTH
+from ...ports.store import DETAIL_LENGTH, FLAG_LENGTH
 
 
 class DecimalText(TypeDecorator):
@@ -53,12 +53,13 @@ db = SQLAlchemy(model_class=Base)
 
 
 class PaymentInfo(db.Model):
-    """The seed's payment_info, one row per order and provider."""
+    """The seed's payment_info, one row per order and provider, plus refunds and reconciliation."""
 
     __tablename__ = "payment_info"
     __table_args__ = (
         UniqueConstraint("order_sn", "payment_type", name="uq_payment_order_provider"),
         UniqueConstraint("payment_type", "out_trade_no", name="uq_payment_trade"),
+        Index("ix_payment_query_due", "payment_status", "next_query_time"),
     )
 
     id = db.Column(Id, primary_key=True, autoincrement=True)
@@ -72,6 +73,42 @@ class PaymentInfo(db.Model):
     create_time = db.Column(Timestamp, nullable=False)
     callback_time = db.Column(Timestamp)
     callback_content = db.Column(Text)
+    refund_reserved = db.Column(Money, nullable=False, default=Decimal("0"),
+                                comment="refunds pending or done: at most total_amount")
+    refunded = db.Column(Money, nullable=False, default=Decimal("0"), comment="refunds the provider confirmed")
+    refund_reason = db.Column(String(32), comment="why the money goes back by itself, if it does")
+    flag = db.Column(String(FLAG_LENGTH), comment="what an operator must look at")
+    query_attempts = db.Column(Integer, nullable=False, default=0)
+    next_query_time = db.Column(Timestamp, comment="when reconciliation asks the provider next; NULL: no more")
+
+
+class PaymentSettlement(db.Model):
+    """Which payment paid each order: the first one to be paid claims the row; a later one
+    paid for the same order finds it taken and is owed back."""
+
+    __tablename__ = "payment_settlement"
+
+    order_sn = db.Column(String(64), primary_key=True)
+    payment_id = db.Column(Id, nullable=False)
+    create_time = db.Column(Timestamp, nullable=False)
+
+
+class PaymentRefund(db.Model):
+    """Refunds, one row per payment and out_request_no (the idempotency key sent to the provider)."""
+
+    __tablename__ = "payment_refund"
+    __table_args__ = (UniqueConstraint("payment_id", "out_request_no", name="uq_refund_request"),)
+
+    id = db.Column(Id, primary_key=True, autoincrement=True)
+    payment_id = db.Column(Id, nullable=False, index=True)
+    order_sn = db.Column(String(64), nullable=False, index=True)
+    out_request_no = db.Column(String(64), nullable=False)
+    amount = db.Column(Money, nullable=False)
+    reason = db.Column(String(32), nullable=False)
+    status = db.Column(SmallInteger, nullable=False, default=0, comment="0 pending, 1 succeeded, 2 failed")
+    answer = db.Column(Text, nullable=False, default="")
+    create_time = db.Column(Timestamp, nullable=False)
+    update_time = db.Column(Timestamp, nullable=False)
 
 
 class Order(db.Model):
@@ -202,3 +239,4 @@ class PaymentNotification(db.Model):
     detail = db.Column(Text)
     replay_of = db.Column(Id)
     raw = db.Column(Text, nullable=False)
+    source = db.Column(String(16), nullable=False, default="notify", comment="notify, query or close")

@@ -17,18 +17,24 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ...core.events import Event
 from ...core.model import (
+    REFUNDABLE,
+    LedgerEntry,
     LockStatus,
     NotificationRecord,
     Order,
     OrderItem,
     OrderStatus,
     Payment,
+    PaymentRefund,
     PaymentStatus,
+    PointsKind,
+    RefundStatus,
     StockLock,
 )
 from ...core.money import CENT
 from ...ports.store import (
     DETAIL_LENGTH,
+    FLAG_LENGTH,
     FulfilmentTrace,
     NotificationLog,
     OrderStore,
@@ -36,6 +42,7 @@ from ...ports.store import (
     OutboxMessage,
     PaymentStore,
     PointsStore,
+    RefundStore,
     StockStore,
     TraceEntry,
     UnitOfWork,
@@ -44,6 +51,8 @@ from . import models
 from .models import db
 
 payment_info = models.PaymentInfo.__table__
+payment_settlement = models.PaymentSettlement.__table__
+payment_refund = models.PaymentRefund.__table__
 oms_order = models.Order.__table__
 oms_order_item = models.OrderItem.__table__
 wms_ware_sku = models.WareSku.__table__
@@ -53,9 +62,6 @@ ums_points_ledger = models.PointsLedger.__table__
 outbox_event = models.OutboxEvent.__table__
 payment_notification = models.PaymentNotification.__table__
 fulfilment_trace = models.FulfilmentTrace.__table__
-
-#: ums_points_ledger.kind of the points an order earns on payment.
-AWARD = "award"
 
 _INSERT_IGNORING_DUPLICATES = {
     "sqlite": lambda table: sqlite.insert(table).on_conflict_do_nothing(),
@@ -108,6 +114,27 @@ def _payment(row) -> Payment:
         payment_status=PaymentStatus(row.payment_status),
         callback_time=row.callback_time,
         callback_content=row.callback_content,
+        refund_reserved=_money(row.refund_reserved),
+        refunded=_money(row.refunded),
+        refund_reason=row.refund_reason,
+        flag=row.flag,
+        query_attempts=row.query_attempts,
+        next_query_time=row.next_query_time,
+    )
+
+
+def _refund(row) -> PaymentRefund:
+    return PaymentRefund(
+        id=row.id,
+        payment_id=row.payment_id,
+        order_sn=row.order_sn,
+        out_request_no=row.out_request_no,
+        amount=_money(row.amount),
+        reason=row.reason,
+        status=RefundStatus(row.status),
+        answer=row.answer,
+        create_time=row.create_time,
+        update_time=row.update_time,
     )
 
 
@@ -122,6 +149,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.session = db.session
         self.clock = clock
         self.payments = _PaymentView(self)
+        self.refunds = _RefundView(self)
         self.orders = _OrderView(self)
         self.stock = _StockView(self)
         self.points = _PointsView(self)
@@ -147,6 +175,9 @@ class _PaymentView(_View, PaymentStore):
         row = self.session.execute(select(payment_info).where(*where)).first()
         return None if row is None else _payment(row)
 
+    def get(self, payment_id):
+        return self._one(payment_info.c.id == payment_id)
+
     def find(self, order_sn, payment_type):
         return self._one(payment_info.c.order_sn == order_sn, payment_info.c.payment_type == payment_type)
 
@@ -170,16 +201,110 @@ class _PaymentView(_View, PaymentStore):
         return stored
 
     def move(self, payment_id, from_status, to_status, *, trade_no=None, callback_time=None, callback_content=None):
+        given = {"trade_no": trade_no, "callback_time": callback_time, "callback_content": callback_content}
         return _changed_one(
             self.session,
             update(payment_info)
             .where(payment_info.c.id == payment_id, payment_info.c.payment_status == int(from_status))
-            .values(
-                payment_status=int(to_status),
-                trade_no=trade_no,
-                callback_time=callback_time,
-                callback_content=callback_content,
-            ),
+            .values(payment_status=int(to_status), **{k: v for k, v in given.items() if v is not None}),
+        )
+
+    def _set(self, payment_id, *where, **values) -> bool:
+        return _changed_one(
+            self.session, update(payment_info).where(payment_info.c.id == payment_id, *where).values(**values)
+        )
+
+    def _locked(self, payment_id) -> Payment:
+        """The payment, its row locked until the transaction ends (SQLite: the whole database
+        already is, from BEGIN IMMEDIATE). Sums are then made in Decimal here, not in SQL,
+        where SQLite would turn the text it keeps amounts in into floats."""
+        row = self.session.execute(
+            select(payment_info).where(payment_info.c.id == payment_id).with_for_update()
+        ).first()
+        if row is None:
+            raise LookupError(f"no such payment {payment_id}")
+        return _payment(row)
+
+    def settle_order(self, order_sn, payment_id):
+        return insert_ignoring_duplicates(
+            self.session, payment_settlement,
+            {"order_sn": order_sn, "payment_id": payment_id, "create_time": self.uow.clock()},
+        )
+
+    def settled_by(self, order_sn):
+        return self.session.scalar(
+            select(payment_settlement.c.payment_id).where(payment_settlement.c.order_sn == order_sn)
+        )
+
+    def mark_owed(self, payment_id, reason):
+        return self._set(payment_id, payment_info.c.refund_reason.is_(None), refund_reason=reason)
+
+    def set_flag(self, payment_id, flag):
+        _update_one(self.session, update(payment_info).where(payment_info.c.id == payment_id)
+                    .values(flag=None if flag is None else flag[:FLAG_LENGTH]), f"payment {payment_id}")
+
+    def reserve_refund(self, payment_id, amount):
+        payment = self._locked(payment_id)
+        if payment.payment_status not in REFUNDABLE or payment.refund_reserved + amount > payment.total_amount:
+            return False
+        return self._set(payment_id, refund_reserved=payment.refund_reserved + amount)
+
+    def release_refund(self, payment_id, amount):
+        payment = self._locked(payment_id)
+        self._set(payment_id, refund_reserved=payment.refund_reserved - amount)
+
+    def add_refunded(self, payment_id, amount):
+        payment = self._locked(payment_id)
+        payment.refunded += amount
+        self._set(payment_id, refunded=payment.refunded)
+        return payment
+
+    def due_for_query(self, now, limit):
+        c = payment_info.c
+        rows = self.session.execute(
+            select(payment_info)
+            .where(c.payment_status == int(PaymentStatus.UNPAID), c.next_query_time <= now)
+            .order_by(c.next_query_time, c.id)
+            .limit(limit)
+        )
+        return [_payment(row) for row in rows]
+
+    def schedule_query(self, payment_id, from_attempts, attempts, next_query_time):
+        return self._set(payment_id, payment_info.c.query_attempts == from_attempts,
+                         query_attempts=attempts, next_query_time=next_query_time)
+
+
+class _RefundView(_View, RefundStore):
+    def add_once(self, refund):
+        values = asdict(refund)
+        del values["id"]
+        values["status"] = int(refund.status)
+        created = insert_ignoring_duplicates(self.session, payment_refund, values)
+        stored = self.get(refund.payment_id, refund.out_request_no)
+        if stored is None:  # cannot happen: the key that refused the row holds it
+            raise LookupError(f"refund {refund.out_request_no} of payment {refund.payment_id} vanished")
+        return stored, created
+
+    def get(self, payment_id, out_request_no):
+        c = payment_refund.c
+        row = self.session.execute(
+            select(payment_refund).where(c.payment_id == payment_id, c.out_request_no == out_request_no)
+        ).first()
+        return None if row is None else _refund(row)
+
+    def for_payment(self, payment_id):
+        c = payment_refund.c
+        rows = self.session.execute(select(payment_refund).where(c.payment_id == payment_id).order_by(c.id))
+        return [_refund(row) for row in rows]
+
+    def move(self, refund_id, from_status, to_status, *, update_time, answer=None):
+        c = payment_refund.c
+        values = {"status": int(to_status), "update_time": update_time}
+        if answer is not None:
+            values["answer"] = answer
+        return _changed_one(
+            self.session,
+            update(payment_refund).where(c.id == refund_id, c.status == int(from_status)).values(**values),
         )
 
 
@@ -238,19 +363,24 @@ class _StockView(_View, StockStore):
 
 
 class _PointsView(_View, PointsStore):
-    def claim(self, order_sn, member_id, integration, growth):
+    def claim(self, order_sn, member_id, integration, growth, kind=PointsKind.AWARD):
         return insert_ignoring_duplicates(
             self.session,
             ums_points_ledger,
             {
                 "order_sn": order_sn,
-                "kind": AWARD,
+                "kind": kind,
                 "member_id": member_id,
                 "integration": integration,
                 "growth": growth,
                 "create_time": self.uow.clock(),
             },
         )
+
+    def entry(self, order_sn, kind=PointsKind.AWARD):
+        c = ums_points_ledger.c
+        row = self.session.execute(select(ums_points_ledger).where(c.order_sn == order_sn, c.kind == kind)).first()
+        return None if row is None else LedgerEntry(row.order_sn, row.kind, row.member_id, row.integration, row.growth)
 
     def credit(self, member_id, integration, growth):
         c = ums_member.c
@@ -320,6 +450,7 @@ def _notification(row) -> NotificationRecord:
         out_trade_no=row.out_trade_no,
         detail=row.detail or "",
         replay_of=row.replay_of,
+        source=row.source,
     )
 
 

@@ -65,7 +65,7 @@ class InProcessBackend:
         return member.integration, member.growth
 
     def awarded(self, order_sn):
-        return order_sn in self.db.tables.ledger
+        return (order_sn, "award") in self.db.tables.ledger
 
 
 class SqlBackend:

@@ -15,9 +15,12 @@ from gmall_payment.core.model import (
     OrderItem,
     OrderStatus,
     Payment,
+    PaymentRefund,
     PaymentStatus,
+    PointsKind,
+    RefundStatus,
 )
-from gmall_payment.ports.store import DETAIL_LENGTH
+from gmall_payment.ports.store import DETAIL_LENGTH, FLAG_LENGTH
 
 MEMBER = 7
 SN = "202405011230450001"
@@ -173,6 +176,213 @@ def test_payment_move_is_compare_and_set(shop):
     assert not read(shop, lambda uow: uow.payments.move(payment.id, PaymentStatus.UNPAID, PaymentStatus.PAID))
 
 
+def test_get_by_id_and_move_changes_only_the_fields_given(shop):
+    payment = stored(shop, a_payment(next_query_time=datetime(2024, 5, 1, 12, 35)))
+    with shop.uow() as uow:
+        assert uow.payments.get(payment.id) == payment
+        assert uow.payments.get(payment.id + 1000) is None
+        assert uow.payments.move(payment.id, PaymentStatus.UNPAID, PaymentStatus.PAID, trade_no="T1",
+                                 callback_time=CREATED, callback_content="paid")
+        assert uow.payments.move(payment.id, PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED)
+        uow.commit()
+
+    now = read(shop, lambda uow: uow.payments.get(payment.id))
+    assert now.payment_status is PaymentStatus.PARTIALLY_REFUNDED
+    assert (now.trade_no, now.callback_time, now.callback_content) == ("T1", CREATED, "paid")
+    assert now.next_query_time == datetime(2024, 5, 1, 12, 35)
+    assert (now.refund_reserved, now.refunded, now.refund_reason, now.flag, now.query_attempts) == (
+        Decimal("0.00"), Decimal("0.00"), None, None, 0)
+
+
+def test_settle_order_once_per_order(shop):
+    first = stored(shop, a_payment(provider="alipay"))
+    second = stored(shop, a_payment(provider="mockpay", out_trade_no="M-" + SN))
+    with shop.uow() as uow:
+        assert uow.payments.settled_by(SN) is None
+        assert uow.payments.settle_order(SN, first.id)
+        assert not uow.payments.settle_order(SN, second.id)
+        assert not uow.payments.settle_order(SN, first.id)
+        uow.commit()
+
+    assert read(shop, lambda uow: uow.payments.settled_by(SN)) == first.id
+    assert read(shop, lambda uow: uow.payments.settled_by(OTHER_SN)) is None
+
+
+def test_racing_payments_settle_an_order_once(shop):
+    ids = [stored(shop, a_payment(provider=f"p{n}", out_trade_no=f"{n}-{SN}")).id for n in range(RACERS)]
+    turns = iter(ids)
+    lock = threading.Lock()
+
+    def settle(uow):
+        with lock:
+            payment_id = next(turns)
+        return payment_id, uow.payments.settle_order(SN, payment_id)
+
+    results = race(shop, settle)
+
+    winners = [payment_id for payment_id, won in results if won]
+    assert len(winners) == 1
+    assert read(shop, lambda uow: uow.payments.settled_by(SN)) == winners[0]
+
+
+def test_mark_owed_once_and_flags(shop):
+    payment = stored(shop, a_payment())
+    with shop.uow() as uow:
+        assert uow.payments.mark_owed(payment.id, "paid_twice")
+        assert not uow.payments.mark_owed(payment.id, "paid_after_close")
+        uow.payments.set_flag(payment.id, "看一下 " + "x" * 600)
+        uow.commit()
+
+    now = read(shop, lambda uow: uow.payments.get(payment.id))
+    assert now.refund_reason == "paid_twice"
+    assert now.flag == ("看一下 " + "x" * 600)[:FLAG_LENGTH]
+    with shop.uow() as uow:
+        uow.payments.set_flag(payment.id, None)
+        uow.commit()
+    assert read(shop, lambda uow: uow.payments.get(payment.id)).flag is None
+
+
+def paid(backend, **fields) -> Payment:
+    payment = stored(backend, a_payment(**fields))
+    with backend.uow() as uow:
+        assert uow.payments.move(payment.id, PaymentStatus.UNPAID, PaymentStatus.PAID, trade_no="T1")
+        uow.commit()
+    return read(backend, lambda uow: uow.payments.get(payment.id))
+
+
+def test_reserve_refund_only_from_paid_and_within_the_amount(shop):
+    unpaid = stored(shop, a_payment(provider="mockpay", out_trade_no="M-" + SN))
+    payment = paid(shop)
+    with shop.uow() as uow:
+        assert not uow.payments.reserve_refund(unpaid.id, Decimal("1.00"))
+        assert uow.payments.reserve_refund(payment.id, Decimal("100.00"))
+        assert not uow.payments.reserve_refund(payment.id, Decimal("23.46"))
+        assert uow.payments.reserve_refund(payment.id, Decimal("23.45"))
+        assert not uow.payments.reserve_refund(payment.id, Decimal("0.01"))
+        uow.payments.release_refund(payment.id, Decimal("0.10"))
+        uow.commit()
+
+    now = read(shop, lambda uow: uow.payments.get(payment.id))
+    assert type(now.refund_reserved) is Decimal and str(now.refund_reserved) == "123.35"
+    assert str(now.refundable) == "0.10"
+    with shop.uow() as uow:
+        assert uow.payments.move(payment.id, PaymentStatus.PAID, PaymentStatus.REFUNDED)
+        assert not uow.payments.reserve_refund(payment.id, Decimal("0.01"))
+
+
+def test_racing_refund_reservations_never_exceed_the_amount(shop):
+    payment = paid(shop)  # 123.45: room for six reservations of 20.00
+
+    reserved = race(shop, lambda uow: uow.payments.reserve_refund(payment.id, Decimal("20.00")))
+
+    assert sorted(reserved) == [False] * (RACERS - 6) + [True] * 6
+    assert read(shop, lambda uow: uow.payments.get(payment.id)).refund_reserved == Decimal("120.00")
+
+
+def test_racing_refund_completions_all_count(shop):
+    payment = paid(shop)
+
+    totals = race(shop, lambda uow: uow.payments.add_refunded(payment.id, Decimal("0.10")).refunded)
+
+    assert sorted(totals) == [Decimal("0.10") * n for n in range(1, RACERS + 1)]  # one after the other
+    assert read(shop, lambda uow: uow.payments.get(payment.id)).refunded == Decimal("0.10") * RACERS
+
+
+def test_due_for_query_are_unpaid_payments_whose_time_has_come(shop):
+    at = datetime(2024, 5, 1, 13)
+    late = stored(shop, a_payment(provider="a", next_query_time=at.replace(minute=5)))
+    early = stored(shop, a_payment(provider="b", out_trade_no="B", next_query_time=at.replace(minute=1)))
+    stored(shop, a_payment(provider="c", out_trade_no="C", next_query_time=at.replace(minute=30)))
+    stored(shop, a_payment(provider="d", out_trade_no="D"))  # never asked about
+    settled = paid(shop, provider="e", out_trade_no="E", next_query_time=at)
+
+    def due(now, limit=10):
+        return [p.id for p in read(shop, lambda uow: uow.payments.due_for_query(now, limit))]
+
+    assert due(at.replace(minute=10)) == [early.id, late.id]
+    assert due(at.replace(minute=10), limit=1) == [early.id]
+    assert due(at.replace(minute=5)) == [early.id, late.id]
+    assert due(at) == []
+    assert settled.id not in due(at.replace(hour=23))
+
+
+def test_schedule_query_is_compare_and_set_on_the_attempts(shop):
+    payment = stored(shop, a_payment(next_query_time=CREATED))
+    later = datetime(2024, 5, 1, 12, 40)
+    with shop.uow() as uow:
+        assert uow.payments.schedule_query(payment.id, 0, 1, later)
+        assert not uow.payments.schedule_query(payment.id, 0, 1, later)
+        assert uow.payments.schedule_query(payment.id, 1, 2, None)
+        uow.commit()
+
+    now = read(shop, lambda uow: uow.payments.get(payment.id))
+    assert (now.query_attempts, now.next_query_time) == (2, None)
+
+
+def test_racing_schedules_let_one_worker_ask(shop):
+    payment = stored(shop, a_payment(next_query_time=CREATED))
+
+    won = race(shop, lambda uow: uow.payments.schedule_query(payment.id, 0, 1, datetime(2024, 5, 1, 12, 40)))
+
+    assert sorted(won) == [False] * (RACERS - 1) + [True]
+
+
+# refunds
+
+
+def a_refund(payment, request_no="R1", amount="10.00", **fields) -> PaymentRefund:
+    return PaymentRefund(payment_id=payment.id, order_sn=payment.order_sn, out_request_no=request_no,
+                         amount=Decimal(amount), reason="operator", create_time=CREATED, update_time=CREATED,
+                         **fields)
+
+
+def test_refunds_once_per_request_number(shop):
+    payment = paid(shop)
+    other = paid(shop, order_sn=OTHER_SN)
+    with shop.uow() as uow:
+        first, created = uow.refunds.add_once(a_refund(payment, amount="10.00"))
+        again, created_again = uow.refunds.add_once(a_refund(payment, amount="99.00"))
+        second, _ = uow.refunds.add_once(a_refund(payment, "R2", "0.01"))
+        theirs, created_theirs = uow.refunds.add_once(a_refund(other, "R1", "5.00"))
+        uow.commit()
+
+    assert (created, created_again, created_theirs) == (True, False, True)
+    assert again == first and first.id is not None and theirs.id not in (first.id, second.id)
+    assert (first.amount, first.status, first.answer) == (Decimal("10.00"), RefundStatus.PENDING, "")
+    assert read(shop, lambda uow: uow.refunds.get(payment.id, "R1")) == first
+    assert read(shop, lambda uow: uow.refunds.get(payment.id, "R3")) is None
+    assert [r.out_request_no for r in read(shop, lambda uow: uow.refunds.for_payment(payment.id))] == ["R1", "R2"]
+    assert type(second.amount) is Decimal and str(second.amount) == "0.01"
+
+
+def test_racing_refunds_with_one_request_number_make_one_row(shop):
+    payment = paid(shop)
+
+    results = race(shop, lambda uow: uow.refunds.add_once(a_refund(payment)))
+
+    assert sorted(created for _, created in results) == [False] * (RACERS - 1) + [True]
+    assert len({refund.id for refund, _ in results}) == 1
+    assert len(read(shop, lambda uow: uow.refunds.for_payment(payment.id))) == 1
+
+
+def test_refund_move_is_compare_and_set(shop):
+    payment = paid(shop)
+    with shop.uow() as uow:
+        refund, _ = uow.refunds.add_once(a_refund(payment))
+        done = datetime(2024, 5, 1, 12, 50)
+        assert uow.refunds.move(refund.id, RefundStatus.PENDING, RefundStatus.SUCCEEDED, update_time=done,
+                                answer='{"fund_change": "Y"}')
+        assert not uow.refunds.move(refund.id, RefundStatus.PENDING, RefundStatus.FAILED, update_time=done)
+        uow.commit()
+
+    now = read(shop, lambda uow: uow.refunds.get(payment.id, "R1"))
+    assert (now.status, now.update_time, now.answer) == (RefundStatus.SUCCEEDED, done, '{"fund_change": "Y"}')
+    with shop.uow() as uow:
+        assert uow.refunds.move(refund.id, RefundStatus.SUCCEEDED, RefundStatus.FAILED, update_time=done)
+        uow.commit()
+    assert read(shop, lambda uow: uow.refunds.get(payment.id, "R1")).answer == '{"fund_change": "Y"}'
+
+
 # orders
 
 
@@ -245,6 +455,21 @@ def test_claim_once(shop):
     assert read(shop, lambda uow: uow.points.claim(OTHER_SN, MEMBER, 1, 1))
 
 
+def test_claims_by_kind_and_their_entries(shop):
+    with shop.uow() as uow:
+        assert uow.points.entry(SN) is None
+        assert uow.points.claim(SN, MEMBER, 123, 45)
+        assert uow.points.claim(SN, MEMBER, 123, 45, kind=PointsKind.REVOKE)
+        assert not uow.points.claim(SN, MEMBER, 1, 1, kind=PointsKind.REVOKE)
+        uow.commit()
+
+    award = read(shop, lambda uow: uow.points.entry(SN))
+    revoke = read(shop, lambda uow: uow.points.entry(SN, PointsKind.REVOKE))
+    assert (award.kind, award.member_id, award.integration, award.growth) == ("award", MEMBER, 123, 45)
+    assert (revoke.kind, revoke.integration) == ("revoke", 123)
+    assert read(shop, lambda uow: uow.points.entry(OTHER_SN, PointsKind.REVOKE)) is None
+
+
 def test_racing_claims_award_once(shop):
     claims = race(shop, lambda uow: uow.points.claim(SN, MEMBER, 123, 45))
 
@@ -304,7 +529,7 @@ def test_notification_log_keeps_every_record_as_given(shop):
     with shop.uow() as uow:
         first = uow.notifications.add(a_record(detail="", replay_of=None))
         second = uow.notifications.add(a_record(notify_id=None, accepted=False, verified=False, detail="x" * 500,
-                                                raw="a=" + "长" * 5000, replay_of=first.id))
+                                                raw="a=" + "长" * 5000, replay_of=first.id, source="query"))
         uow.commit()
 
     assert first.id is not None and second.id is not None and first.id != second.id
@@ -436,6 +661,33 @@ CHANGES = {
     "credit points": (
         lambda uow: uow.points.credit(MEMBER, 123, 45),
         lambda backend, uow: backend.points_of(MEMBER),
+    ),
+    "settle order": (
+        lambda uow: uow.payments.settle_order(SN, uow.payments.find(SN, "alipay").id),
+        lambda backend, uow: uow.payments.settled_by(SN),
+    ),
+    "schedule query": (
+        lambda uow: uow.payments.schedule_query(uow.payments.find(SN, "alipay").id, 0, 1, CREATED),
+        lambda backend, uow: uow.payments.find(SN, "alipay").query_attempts,
+    ),
+    "mark owed and flag": (
+        lambda uow: (uow.payments.mark_owed(uow.payments.find(SN, "alipay").id, "paid_twice"),
+                     uow.payments.set_flag(uow.payments.find(SN, "alipay").id, "look")),
+        lambda backend, uow: (uow.payments.find(SN, "alipay").refund_reason, uow.payments.find(SN, "alipay").flag),
+    ),
+    "reserve and settle a refund": (
+        lambda uow: (uow.payments.move(uow.payments.find(SN, "alipay").id, PaymentStatus.UNPAID, PaymentStatus.PAID),
+                     uow.payments.reserve_refund(uow.payments.find(SN, "alipay").id, Decimal("1.00")),
+                     uow.payments.add_refunded(uow.payments.find(SN, "alipay").id, Decimal("1.00"))),
+        lambda backend, uow: (uow.payments.find(SN, "alipay").refund_reserved, uow.payments.find(SN, "alipay").refunded),
+    ),
+    "add refund": (
+        lambda uow: uow.refunds.add_once(a_refund(uow.payments.find(SN, "alipay"))),
+        lambda backend, uow: uow.refunds.for_payment(uow.payments.find(SN, "alipay").id),
+    ),
+    "revoke points": (
+        lambda uow: uow.points.claim(SN, MEMBER, 1, 1, kind=PointsKind.REVOKE),
+        lambda backend, uow: uow.points.entry(SN, PointsKind.REVOKE),
     ),
     "log notification": (
         lambda uow: uow.notifications.add(a_record()),

@@ -71,7 +71,7 @@ def test_commit_keeps_every_change(arranged):
     assert db.tables.orders["ORD"].status == OrderStatus.AWAITING_SHIPMENT
     assert [p.payment_type for p in db.tables.payments.values()] == ["fakepay", "otherpay"]
     assert (db.tables.skus[10].stock, db.tables.skus[10].stock_locked, db.tables.skus[10].sales) == (98, 0, 2)
-    assert db.tables.ledger == {"ORD"}
+    assert set(db.tables.ledger) == {("ORD", "award")}
     assert (db.tables.members[1].integration, db.tables.members[1].growth) == (10, 20)
     assert all(sent is not None for _, sent, _ in db.tables.outbox.values())
 

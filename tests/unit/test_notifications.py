@@ -155,25 +155,30 @@ def test_closed_notification_closes_an_unpaid_payment_without_event(payments, pa
     assert after_commit_calls == []
 
 
-def test_paid_after_closed_is_an_invalid_transition(payments, payment, notify_params, snapshot,
-                                                    outbox_events):
+def test_paid_after_its_trade_closed_records_the_money(payments, payment, notify_params, stored_payments,
+                                                      outbox_events):
+    """The provider took the money for a trade closed here (closed here because the provider
+    could not close it): the money is real, so the payment is paid; its order is still open,
+    so it pays the order."""
     payments.handle_notification("fakepay", notify_params(trade_status="TRADE_CLOSED"))
-    before = snapshot()
     result = payments.handle_notification("fakepay", notify_params(trade_status="TRADE_SUCCESS"))
-    _assert_rejected(result, "invalid_transition")
-    assert "CLOSED" in result.detail and "PAID" in result.detail
-    assert snapshot() == before
-    assert outbox_events() == []
 
-
-def test_closed_after_paid_is_an_invalid_transition(payments, payment, notify_params, snapshot,
-                                                    stored_payments):
-    payments.handle_notification("fakepay", notify_params())
-    before = snapshot()
-    result = payments.handle_notification("fakepay", notify_params(trade_status="TRADE_CLOSED"))
-    _assert_rejected(result, "invalid_transition")
-    assert snapshot() == before
+    assert (result.accepted, result.outcome) == (True, "paid")
     assert stored_payments()[0].payment_status == PaymentStatus.PAID
+    assert [e.name for e in outbox_events()] == [events.PAYMENT_SUCCEEDED]
+
+
+def test_closed_after_paid_with_no_refund_here_is_accepted_and_flagged(payments, payment, notify_params,
+                                                                       stored_payments, outbox_events):
+    """Alipay closes a trade once it is fully refunded; none of that refund is known here."""
+    payments.handle_notification("fakepay", notify_params())
+    result = payments.handle_notification("fakepay", notify_params(trade_status="TRADE_CLOSED"))
+
+    assert (result.accepted, result.outcome, result.body) == (True, "refunded", "success")
+    [row] = stored_payments()
+    assert row.payment_status == PaymentStatus.PAID  # refunds recorded here make the status
+    assert "only 0.00 of 123.45 is refunded" in row.flag and result.detail == row.flag
+    assert [e.name for e in outbox_events()] == [events.PAYMENT_SUCCEEDED]
 
 
 def test_pending_notification_is_recorded_and_changes_nothing(payments, payment, notify_params, snapshot):
