@@ -6,6 +6,7 @@ broker is chosen here, from settings, before any actor exists.
 """
 
 import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,18 +16,46 @@ from dramatiq import Broker
 from ..core.fulfilment import FulfilmentService
 from ..core.outbox import OutboxRelay
 from ..core.payments import PaymentService
+from ..core.reconciliation import Reconciliation
 from ..plugins import alipay, mockpay
 from ..ports.providers import ProviderRegistry, make_plugin_manager
 from .dramatiq.actors import PERMANENT_ERRORS, DramatiqBus, StepRunner, declare_actors
-from .dramatiq.broker import BrokerSettings, DeadLetters, OutboxSweeper, make_broker
+from .dramatiq.broker import BrokerSettings, DeadLetters, PeriodicTask, make_broker
+
+log = logging.getLogger(__name__)
 
 #: The providers this package ships, under their entry-point names.
 BUILTIN_PROVIDERS = {"mockpay": mockpay, "alipay": alipay}
 
 
+@dataclass(frozen=True)
+class LifecycleSettings:
+    """What reconciliation (and the rest of a payment's life after checkout) reads from settings."""
+
+    query_grace_seconds: float = 300.0
+    reconcile_seconds: float = 60.0
+    reconcile_batch: int = 100
+
+    @classmethod
+    def from_settings(cls, settings: Mapping) -> "LifecycleSettings":
+        default = cls()
+        values = {}
+        for field, key, kind, may_be_zero in (
+            ("query_grace_seconds", "RECONCILE_GRACE_SECONDS", float, True),
+            ("reconcile_seconds", "RECONCILE_SECONDS", float, True),
+            ("reconcile_batch", "RECONCILE_BATCH", int, False),
+        ):
+            value = kind(settings.get(key, getattr(default, field)))
+            if value < 0 or (value == 0 and not may_be_zero):
+                raise ValueError(f"{key} must be a number {'>=' if may_be_zero else '>'} 0, got {value!r}")
+            values[field] = value
+        return cls(**values)
+
+
 @dataclass
 class Services:
     payments: PaymentService
+    reconciliation: Reconciliation
     fulfilment: FulfilmentService
     relay: OutboxRelay
     providers: ProviderRegistry
@@ -35,6 +64,7 @@ class Services:
     broker: Broker
     steps: StepRunner
     settings: BrokerSettings
+    lifecycle: LifecycleSettings
 
 
 def enabled_providers(settings: Mapping) -> list[str] | None:
@@ -52,15 +82,35 @@ def bootstrap(settings: Mapping, uow: Callable, context: Callable = contextlib.n
     plugins = plugins or make_plugin_manager(BUILTIN_PROVIDERS)
     providers = ProviderRegistry.from_plugins(plugins, settings, enabled_providers(settings))
     config = BrokerSettings.from_settings(settings)
+    lifecycle = LifecycleSettings.from_settings(settings)
     relay = OutboxRelay(uow, None, redeliver_after=timedelta(seconds=config.redeliver_seconds))
     fulfilment = FulfilmentService(uow, after_commit=relay.flush)
+    payments = PaymentService(uow, providers, after_commit=relay.flush,
+                              query_grace=timedelta(seconds=lifecycle.query_grace_seconds))
+    reconciliation = Reconciliation(uow, providers, payments, batch=lifecycle.reconcile_batch)
     steps = StepRunner(fulfilment, uow, context)
 
-    def sweep():
-        with context():
-            relay.sweep()
+    def in_context(task):
+        def run():
+            with context():
+                task()
+        return run
 
-    broker = make_broker(config, [DeadLetters(steps.dead, PERMANENT_ERRORS), OutboxSweeper(sweep, config.sweep_seconds)])
+    periodic = [PeriodicTask("outbox-sweeper", in_context(relay.sweep), config.sweep_seconds)]
+    if lifecycle.reconcile_seconds:
+        periodic.append(PeriodicTask("reconciliation", in_context(_logged(reconciliation.run)),
+                                     lifecycle.reconcile_seconds, at_boot=False))
+    broker = make_broker(config, [DeadLetters(steps.dead, PERMANENT_ERRORS), *periodic])
     relay.bus = DramatiqBus(broker, declare_actors(broker, steps, config), threads=config.threads)
-    payments = PaymentService(uow, providers, after_commit=relay.flush)
-    return Services(payments, fulfilment, relay, providers, plugins, relay.bus, broker, steps, config)
+    return Services(payments, reconciliation, fulfilment, relay, providers, plugins, relay.bus, broker, steps,
+                    config, lifecycle)
+
+
+def _logged(run):
+    """A pass whose results are logged, one line per payment it changed or could not ask about."""
+    def logged():
+        for result in run():
+            if result.outcome not in ("recorded", "not_started"):
+                log.info("reconciliation: payment #%s (%s %s): %s %s", result.payment.id, result.payment.payment_type,
+                         result.payment.out_trade_no, result.outcome, result.detail)
+    return logged

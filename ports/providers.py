@@ -17,6 +17,9 @@ from ..core.model import Notification, Payment
 
 PROJECT = "gmall_payment"
 ENTRY_POINT_GROUP = "gmall_payment.providers"
+#: Alipay's notify retry series after its first attempt (4m, 10m, 10m, 1h, 2h, 6h, 15h): the
+#: waits between reconciliation's queries for a provider that says nothing of its own.
+DEFAULT_QUERY_SCHEDULE = (240.0, 600.0, 600.0, 3600.0, 7200.0, 21600.0, 54000.0)
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -72,6 +75,10 @@ class Provider(abc.ABC):
     #: Whether the payment service must confirm a "paid" notification with ``query`` before
     #: it marks the payment paid (a setting of the provider, off unless it says so).
     confirm_paid_by_query: bool = False
+    #: Seconds between reconciliation's queries about a payment still unpaid (the first comes
+    #: a grace period after the payment starts; one query more than waits): the provider's own
+    #: notify retry series, so we ask when it would have told us.
+    query_schedule: tuple[float, ...] = DEFAULT_QUERY_SCHEDULE
 
     @abc.abstractmethod
     def checkout(self, payment: Payment, urls: CheckoutUrls) -> Checkout:

@@ -96,8 +96,31 @@ def replay(step, order_sn):
     click.echo(f"{step}({order_sn}): {'done' if changed else 'skipped, it was already in effect'}")
 
 
+@click.command("reconcile")
+@click.option("--dry-run", is_flag=True, help="only ask and say what the providers answer; change nothing")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="ask about this many payments at most")
+@with_appcontext
+def reconcile(dry_run, limit):
+    """Ask the providers about payments still unpaid whose next query is due (what the
+    workers do every RECONCILE_SECONDS), and apply their answers as notifications."""
+    services = current_app.extensions["gmall"]
+    reconciliation = services.reconciliation
+    try:
+        results = reconciliation.preview(limit) if dry_run else reconciliation.run(limit)
+    finally:
+        if services.bus.in_process:
+            services.bus.join()  # what the answers published runs here before the command exits
+            services.bus.close()
+    for result in results:
+        p = result.payment
+        click.echo(f"#{p.id} {p.payment_type} {p.out_trade_no} (order {p.order_sn}): "
+                   f"{'answers ' if dry_run else ''}{result.outcome}" + (f" - {result.detail}" if result.detail else ""))
+    verb = "would apply nothing (dry run)" if dry_run else "done"
+    click.echo(f"{len(results)} payment(s) asked about; {verb}")
+
+
 def register(app):
-    for command in (init_db, seed_demo, providers, notifications, alipay_sandbox, worker, replay):
+    for command in (init_db, seed_demo, providers, notifications, alipay_sandbox, worker, replay, reconcile):
         app.cli.add_command(command)
 
 

@@ -27,12 +27,13 @@ def notifications():
 @click.option("--limit", default=20, show_default=True, help="how many, newest first")
 @with_appcontext
 def list_notifications(provider, limit):
-    """The latest notifications, newest first."""
+    """The latest notifications, newest first (with what providers answered our queries)."""
     for r in _payments().notifications(limit, provider):
         signature = "signed" if r.verified else "BAD-SIG"
         answer = "success" if r.accepted else "failure"
         replay = f" replay-of #{r.replay_of}" if r.replay_of else ""
-        click.echo(f"#{r.id} {r.received_at:%Y-%m-%d %H:%M:%S} {r.provider} {r.out_trade_no or '-'} "
+        source = "" if r.source == "notify" else f" ({r.source})"
+        click.echo(f"#{r.id} {r.received_at:%Y-%m-%d %H:%M:%S} {r.provider}{source} {r.out_trade_no or '-'} "
                    f"notify_id={r.notify_id or '-'} {signature} {answer} {r.outcome}{replay}")
 
 
@@ -44,7 +45,7 @@ def show_notification(record_id):
     record = _payments().notification(record_id)
     if record is None:
         raise click.ClickException(f"no notification #{record_id}")
-    for name in ("id", "provider", "received_at", "notify_id", "out_trade_no", "verified", "accepted",
+    for name in ("id", "provider", "source", "received_at", "notify_id", "out_trade_no", "verified", "accepted",
                  "outcome", "detail", "replay_of"):
         click.echo(f"{name}: {getattr(record, name)}")
     click.echo("raw: " + record.raw)

@@ -133,19 +133,23 @@ class DeadLetters(Middleware):
         self.on_dead(message.actor_name, order_sn, attempts, error)
 
 
-class OutboxSweeper(Middleware):
-    """In every worker process (and the in-process worker), ``sweep()`` at boot and then
-    every ``interval`` seconds, in a thread of its own, until the worker shuts down."""
+class PeriodicTask(Middleware):
+    """In every worker process (and the in-process worker), ``task()`` every ``interval``
+    seconds (first at boot if ``at_boot``), in a thread of its own, until the worker shuts
+    down. The outbox sweep, reconciliation and order expiry run this way; each is safe to
+    run in several workers at once."""
 
-    def __init__(self, sweep: Callable[[], object], interval: float):
-        self.sweep = sweep
+    def __init__(self, name: str, task: Callable[[], object], interval: float, at_boot: bool = True):
+        self.name = name
+        self.task = task
         self.interval = interval
+        self.at_boot = at_boot
         self._stop = threading.Event()
         self._thread = None
 
     def after_worker_boot(self, broker, worker):
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="gmall-outbox-sweeper", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"gmall-{self.name}", daemon=True)
         self._thread.start()
 
     def before_worker_shutdown(self, broker, worker):
@@ -154,11 +158,13 @@ class OutboxSweeper(Middleware):
             self._thread.join(timeout=30)
 
     def _run(self):
+        if not self.at_boot and self._stop.wait(self.interval):
+            return
         while True:
             try:
-                self.sweep()
-            except Exception:  # the sweep logs its own failures; this thread must outlive any
-                log.exception("outbox sweep failed")
+                self.task()
+            except Exception:  # the task logs its own failures; this thread must outlive any
+                log.exception("%s failed", self.name)
             if self._stop.wait(self.interval):
                 return
 

@@ -15,7 +15,7 @@ from ...ports.providers import Acknowledgement, Checkout, CheckoutUrls, Provider
 from ..protocol import ACCEPTED, REFUSED, TRADE_STATUSES, parse_notification
 from ..sitekit import require_absolute_url
 from .client import AlipayClient
-from .config import AlipayConfig
+from .config import NOTIFY_SCHEDULE, AlipayConfig
 
 SUCCESS = "10000"
 NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
@@ -45,6 +45,8 @@ class AlipayProvider(Provider):
 
     name = "alipay"
     title = "支付宝"
+    #: Reconciliation asks when Alipay would have retried its notify: 4m, 10m, 10m, 1h, 2h, 6h, 15h.
+    query_schedule = tuple(float(wait) for wait in NOTIFY_SCHEDULE[1:])
 
     def __init__(self, config: AlipayConfig):
         self.config = config

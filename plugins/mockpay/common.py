@@ -5,9 +5,10 @@ its private key what the provider verifies with the public one.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .. import signing
 from ..sitekit import parse_schedule, seconds
@@ -18,6 +19,7 @@ DEFAULT_APP_ID = "mockpay-sandbox"
 DEFAULT_CASHIER_URL = f"{SANDBOX_PREFIX}/cashier"
 DEFAULT_NOTIFY_SCHEDULE = "0,1,2,5,10,30"
 DEFAULT_LATE_SECONDS = 5
+DEFAULT_TIMEOUT = 10
 
 
 @dataclass(frozen=True)
@@ -31,12 +33,19 @@ class MockpayConfig:
     public_key_file: str | None
     private_key_file: str | None
     instance_path: str | None
+    api_url: str = ""
+    timeout: float = DEFAULT_TIMEOUT
+    settings: Mapping = field(default=None, compare=False, repr=False)  # live, for PUBLIC_URL
 
     @classmethod
     def from_settings(cls, settings: Mapping) -> "MockpayConfig":
+        cashier_url = settings.get("MOCKPAY_CASHIER_URL") or DEFAULT_CASHIER_URL
         return cls(
             app_id=settings.get("MOCKPAY_APP_ID") or DEFAULT_APP_ID,
-            cashier_url=settings.get("MOCKPAY_CASHIER_URL") or DEFAULT_CASHIER_URL,
+            cashier_url=cashier_url,
+            api_url=settings.get("MOCKPAY_API_URL") or _beside(cashier_url, "api"),
+            timeout=seconds(settings.get("MOCKPAY_TIMEOUT", DEFAULT_TIMEOUT), "MOCKPAY_TIMEOUT") or DEFAULT_TIMEOUT,
+            settings=settings,
             notify_schedule=parse_schedule(
                 settings.get("MOCKPAY_NOTIFY_SCHEDULE", DEFAULT_NOTIFY_SCHEDULE), "MOCKPAY_NOTIFY_SCHEDULE"
             ),
@@ -59,6 +68,22 @@ class MockpayConfig:
         if not self.public_key_file and not self.instance_path:
             raise ValueError("INSTANCE_PATH is needed to keep mockpay's generated key pair")
 
+    @property
+    def query_schedule(self) -> tuple[float, ...]:
+        """The waits of the notify retries after the first attempt: reconciliation asks then."""
+        return self.notify_schedule[1:]
+
+    def server_api_url(self) -> str:
+        """The sandbox's API as the shop's server calls it: a relative URL (the sandbox mounted
+        in the shop) is resolved against ``PUBLIC_URL``, read now."""
+        if urlsplit(self.api_url).netloc:
+            return self.api_url
+        base = (self.settings or {}).get("PUBLIC_URL")
+        if not base:
+            raise ValueError(f"mockpay's API is the shop's own {self.api_url}: set PUBLIC_URL "
+                             "(e.g. http://127.0.0.1:5000) so the server can call it")
+        return urljoin(base.rstrip("/") + "/", self.api_url.lstrip("/"))
+
     @cached_property
     def key_pair(self):
         """(private, public): the configured files, else a pair generated in the instance folder."""
@@ -79,3 +104,11 @@ class MockpayConfig:
     def public_key(self):
         """What the provider verifies notifications with."""
         return self.key_pair[1]
+
+
+def _beside(url: str, name: str) -> str:
+    """``url`` with its last path segment replaced by ``name`` and no query (``/mockpay/cashier`` ->
+    ``/mockpay/api``)."""
+    parts = urlsplit(url)
+    path = parts.path.rsplit("/", 1)[0] + "/" + name
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))

@@ -24,10 +24,12 @@ def shop(tmp_path, settings):
     """The gateway on its own server (as `gmall-payment alipay-sandbox` runs it) and the shop configured for it."""
     gateway = make_gateway_app(settings)
     with serving(gateway) as gateway_url:
-        app = make_app(tmp_path, **settings, ALIPAY_GATEWAY_URL=f"{gateway_url}/gateway.do")
+        app = make_app(tmp_path, **settings, ALIPAY_GATEWAY_URL=f"{gateway_url}/gateway.do",
+                       RECONCILE_GRACE_SECONDS=0)
         with serving(app) as base_url:
             app.config["PUBLIC_URL"] = base_url
             yield app, gateway, base_url
+            app.extensions["gmall"].bus.close()
     gateway.notifier.join(10)
 
 
@@ -116,16 +118,29 @@ def test_tampered_notify_leaves_the_order_unpaid_and_is_retried(shop):
     assert len({e.notify_id for e in log}) == 1  # one notify, retried
 
 
-def test_lost_notify_then_only_query_tells_the_truth(shop):
+def test_lost_notify_then_only_query_tells_the_truth_and_reconciliation_asks(shop):
     app, gateway, base_url = shop
-    order_sn = member_orders(app)[0]
-    _, cashier = start_on_cashier(app, base_url, order_sn)
+    order_sn, never_started = member_orders(app)[:2]
+    browser, cashier = start_on_cashier(app, base_url, order_sn)
     pay_on_cashier(cashier, scenario="lost")
     assert gateway.notifier.join(5)
+    with app.app_context():  # chose 支付宝 and left before the cashier: Alipay has no such trade
+        app.extensions["gmall"].payments.start(never_started, "alipay")
 
     payment = payment_of(app, order_sn)
     assert payment.payment_status is PaymentStatus.UNPAID and notify_log(app) == []
     assert app.extensions["gmall"].providers.get("alipay").query(payment).status is TradeStatus.PAID
+
+    reconciled = app.test_cli_runner().invoke(args=["reconcile"])
+
+    assert reconciled.exit_code == 0, reconciled.output
+    assert f"alipay {order_sn} (order {order_sn}): paid" in reconciled.output
+    assert f"alipay {never_started} (order {never_started}): not_started" in reconciled.output
+    view = wait_for(lambda: fulfilled(browser, base_url, order_sn))
+    assert (view["payments"][0]["status"], view["payments"][0]["trade_no"]) == ("paid", gateway.ledger.get(order_sn).trade_no)
+    assert sorted((e.source, e.out_trade_no, e.outcome) for e in notify_log(app)) == sorted(
+        [("query", order_sn, "paid"), ("query", never_started, "not_started")])
+    assert payment_of(app, never_started).payment_status is PaymentStatus.UNPAID
 
 
 def test_close_an_unpaid_trade_closes_the_payment_through_the_notify(shop):

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from gmall_payment.core.errors import NotificationRejected, NotSupported
+from gmall_payment.core.errors import NotificationRejected, ProviderError
 from gmall_payment.core.model import Payment, TradeStatus
 from gmall_payment.plugins import signing
 from gmall_payment.plugins.mockpay.provider import MockpayProvider
@@ -132,15 +132,20 @@ def test_acknowledgement_bodies(provider):
     assert accepted.status == refused.status == 200
 
 
-def test_query_close_refund_are_not_supported(provider):
+def test_server_calls_need_an_absolute_api_url(provider):
+    """Mounted in the shop, the sandbox's API is the shop's own: PUBLIC_URL says where that is."""
     payment = Payment("202411260001", "mockpay", Decimal("1.00"), "s", datetime(2024, 11, 26))
-    for call in (
-        lambda: provider.query(payment),
-        lambda: provider.close(payment),
-        lambda: provider.refund(payment, Decimal("1.00"), "r1"),
-    ):
-        with pytest.raises(NotSupported):
-            call()
+    with pytest.raises(ProviderError, match="set PUBLIC_URL"):
+        provider.query(payment)
+    assert provider.config.api_url == "/mockpay/api"
+    assert MockpayProvider({**provider.config.settings, "PUBLIC_URL": "http://shop.test:5000/"}
+                           ).config.server_api_url() == "http://shop.test:5000/mockpay/api"
+    assert MockpayProvider({**provider.config.settings, "MOCKPAY_CASHIER_URL": "https://pay.test/m/cashier?x=1"}
+                           ).config.server_api_url() == "https://pay.test/m/api"
+
+
+def test_reconciliation_follows_the_notify_retries(settings):
+    assert MockpayProvider({**settings, "MOCKPAY_NOTIFY_SCHEDULE": "0,1,2,5"}).query_schedule == (1.0, 2.0, 5.0)
 
 
 def test_app_id_and_cashier_url_come_from_settings(settings, key_pair):

@@ -3,14 +3,24 @@
 import re
 import shutil
 import tempfile
+import time
 from datetime import datetime
+from html import unescape
 from pathlib import Path
 
 import requests
 from sqlalchemy import select
 
 from gmall_payment.adapters.sql import demo
-from gmall_payment.adapters.sql.models import Member, Order, OutboxEvent, PaymentInfo, PaymentNotification, db
+from gmall_payment.adapters.sql.models import (
+    Member,
+    Order,
+    OutboxEvent,
+    PaymentInfo,
+    PaymentNotification,
+    WareSku,
+    db,
+)
 from gmall_payment.plugins import signing
 from gmall_payment.plugins.mockpay.sandbox import SandboxTrade, signed_notification
 from gmall_payment.webapp import create_app
@@ -93,3 +103,61 @@ def notify_params(payment, key, **changes):
     trade = SandboxTrade(payment.out_trade_no, "MOCK" + payment.out_trade_no, payment.total_amount,
                          payment.subject, datetime.now())
     return signed_notification(trade, "mockpay-sandbox", key, **changes)
+
+
+# paying with mockpay over real HTTP
+
+
+def open_order(app, username="demo"):
+    with app.app_context():
+        member = db.session.scalar(select(Member).where(Member.username == username))
+        order = db.session.scalar(
+            select(Order).where(Order.member_id == member.id, Order.status == 0).order_by(Order.id)
+        )
+        item = order.items[0]
+        sku = db.session.scalar(select(WareSku).where(WareSku.sku_id == item.sku_id))
+        return {
+            "order_sn": order.order_sn,
+            "amount": f"{order.pay_amount:.2f}",
+            "quantity": item.sku_quantity,
+            "integration": order.integration,
+            "growth": order.growth,
+            "member": (member.integration, member.growth),
+            "sku": (sku.stock, sku.stock_locked, sku.sales),
+            "sku_id": sku.sku_id,
+        }
+
+
+def shop_state(app, before):
+    with app.app_context():
+        member = db.session.get(Member, db.session.scalar(select(Order.member_id).where(
+            Order.order_sn == before["order_sn"])))
+        sku = db.session.scalar(select(WareSku).where(WareSku.sku_id == before["sku_id"]))
+        return (member.integration, member.growth), (sku.stock, sku.stock_locked, sku.sales)
+
+
+def hidden_fields(html):
+    return {name: unescape(value) for name, value in re.findall(r'name="(\w+)" value="([^"]*)"', html)}
+
+
+def pay_on_cashier(browser, base_url, order_sn, scenario="normal"):
+    pay_page = browser.get(f"{base_url}/pay.html", params={"orderToken": order_sn})
+    assert pay_page.status_code == 200
+    cashier = browser.post(
+        f"{base_url}/pay/mockpay", data={"orderToken": order_sn, "csrf_token": csrf_token(pay_page.text)}
+    )
+    assert "/mockpay/cashier" in cashier.url and cashier.status_code == 200
+    form = hidden_fields(cashier.text)
+    returned = browser.post(f"{base_url}/mockpay/cashier", data={**form, "action": "pay", "scenario": scenario})
+    assert returned.status_code == 200 and "/pay/return/mockpay" in returned.url
+    return pay_page, cashier, returned
+
+
+def wait_until_fulfilled(browser, base_url, order_sn, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = browser.get(f"{base_url}/api/orders/{order_sn}").json()
+        if view["points_awarded"] and all(lock["status"] == "deducted" for lock in view["stock_locks"]):
+            return view
+        time.sleep(0.05)
+    raise AssertionError(f"order {order_sn} not fulfilled in {timeout}s: {view}")
