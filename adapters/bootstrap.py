@@ -17,10 +17,11 @@ from ..core.fulfilment import FulfilmentService
 from ..core.outbox import OutboxRelay
 from ..core.payments import PaymentService
 from ..core.reconciliation import Reconciliation
+from ..core.refunds import RefundService
 from ..plugins import alipay, mockpay
 from ..ports.providers import ProviderRegistry, make_plugin_manager
 from .dramatiq.actors import PERMANENT_ERRORS, DramatiqBus, StepRunner, declare_actors
-from .dramatiq.broker import BrokerSettings, DeadLetters, PeriodicTask, make_broker
+from .dramatiq.broker import BrokerSettings, DeadLetters, PeriodicTask, PeriodicTasks, make_broker
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class LifecycleSettings:
 class Services:
     payments: PaymentService
     reconciliation: Reconciliation
+    refunds: RefundService
     fulfilment: FulfilmentService
     relay: OutboxRelay
     providers: ProviderRegistry
@@ -88,7 +90,14 @@ def bootstrap(settings: Mapping, uow: Callable, context: Callable = contextlib.n
     payments = PaymentService(uow, providers, after_commit=relay.flush,
                               query_grace=timedelta(seconds=lifecycle.query_grace_seconds))
     reconciliation = Reconciliation(uow, providers, payments, batch=lifecycle.reconcile_batch)
-    steps = StepRunner(fulfilment, uow, context)
+    refunds = RefundService(uow, providers, after_commit=relay.flush)
+    steps = StepRunner({
+        "mark_order_paid": fulfilment.mark_order_paid,
+        "deduct_stock": fulfilment.deduct_stock,
+        "award_points": fulfilment.award_points,
+        "auto_refund": refunds.auto_refund,
+        "revoke_points": fulfilment.revoke_points,
+    }, uow, context)
 
     def in_context(task):
         def run():
@@ -100,10 +109,10 @@ def bootstrap(settings: Mapping, uow: Callable, context: Callable = contextlib.n
     if lifecycle.reconcile_seconds:
         periodic.append(PeriodicTask("reconciliation", in_context(_logged(reconciliation.run)),
                                      lifecycle.reconcile_seconds, at_boot=False))
-    broker = make_broker(config, [DeadLetters(steps.dead, PERMANENT_ERRORS), *periodic])
+    broker = make_broker(config, [DeadLetters(steps.dead, PERMANENT_ERRORS), PeriodicTasks(periodic)])
     relay.bus = DramatiqBus(broker, declare_actors(broker, steps, config), threads=config.threads)
-    return Services(payments, reconciliation, fulfilment, relay, providers, plugins, relay.bus, broker, steps,
-                    config, lifecycle)
+    return Services(payments, reconciliation, refunds, fulfilment, relay, providers, plugins, relay.bus, broker,
+                    steps, config, lifecycle)
 
 
 def _logged(run):

@@ -100,13 +100,17 @@ class ProviderError(DomainError):
     """The provider answered a request with an error (or not at all).
 
     ``code`` and ``sub_code`` are the provider's own (Alipay: ``40004`` and
-    ``ACQ.TRADE_NOT_EXIST``); ``sub_code`` is empty when there was no answer.
+    ``ACQ.TRADE_NOT_EXIST``); ``sub_code`` is empty when there was no answer. ``retryable``:
+    the request may have been done, or may succeed when repeated as it was (no answer at all,
+    a system error); otherwise the provider refused it for good. Unless told, an error with no
+    code is retryable.
     """
 
-    def __init__(self, message, code="", sub_code=""):
+    def __init__(self, message, code="", sub_code="", retryable=None):
         super().__init__(f"{sub_code or code or 'error'}: {message}" if (sub_code or code) else message)
         self.code = code
         self.sub_code = sub_code
+        self.retryable = not (code or sub_code) if retryable is None else retryable
 
 
 class TradeNotFound(ProviderError):

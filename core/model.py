@@ -247,3 +247,9 @@ class NotificationRecord:
     #: "close" (the provider's answer when we closed the trade).
     source: str = "notify"
     id: int | None = None
+
+
+def fully_refunded(payments) -> bool:
+    """Whether every payment that paid its order (money taken, not owed back) is refunded."""
+    paying = [p for p in payments if p.payment_status in MONEY_TAKEN and p.refund_reason is None]
+    return bool(paying) and all(p.payment_status == PaymentStatus.REFUNDED for p in paying)

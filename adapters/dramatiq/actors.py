@@ -1,9 +1,10 @@
-"""The fulfilment actors and the bus that sends to them.
+"""The background actors and the bus that sends to them.
 
 One actor per step of ``core.fulfilment.STEPS_BY_EVENT``, named after it and taking the
-order number, a plain JSON string. Each runs the core's idempotent step, so a message
-delivered twice, or out of order, takes effect once; a step that arrives before its order
-is paid is retried with backoff like any failure, and what fails for good is dead-lettered.
+order number, a plain JSON string. Each runs the core's idempotent step (fulfilment, the
+automatic refund, taking points back), so a message delivered twice, or out of order, takes
+effect once; a step that arrives before what it depends on (``StepNotReady``) is retried
+with backoff like any failure, and what fails for good is dead-lettered.
 """
 
 import contextlib
@@ -16,26 +17,31 @@ from dramatiq import Broker, Worker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Interrupt
 
-from ...core.errors import OrderNotFound, OrderNotPaidYet
-from ...core.fulfilment import ALL_STEPS, DEAD, FAILED, STEPS_BY_EVENT, FulfilmentService
+from ...core.errors import OrderNotFound, PaymentNotFound, StepNotReady
+from ...core.fulfilment import ALL_STEPS, DEAD, FAILED, STEPS_BY_EVENT
 from ...ports.messaging import MessageBus
 from .broker import QUEUE, BrokerSettings, describe
 
 log = logging.getLogger(__name__)
 
 #: Failures that no retry can mend: the message is dead-lettered at once.
-PERMANENT_ERRORS = (OrderNotFound,)
+PERMANENT_ERRORS = (OrderNotFound, PaymentNotFound)
 
 
 class StepRunner:
     """Runs a step as its actor does, in the background ``context``, and records failures.
 
+    ``steps`` maps each step of ``ALL_STEPS`` to the core's function taking the order number.
     Done and skipped steps are traced by the core in the step's own transaction; a failed
     attempt and a dead-lettered message are traced here, in a transaction of their own.
     """
 
-    def __init__(self, fulfilment: FulfilmentService, uow: Callable, context: Callable = contextlib.nullcontext):
-        self.fulfilment = fulfilment
+    def __init__(self, steps: Mapping[str, Callable[[str], bool]], uow: Callable,
+                 context: Callable = contextlib.nullcontext):
+        missing = set(ALL_STEPS) - set(steps)
+        if missing:
+            raise ValueError(f"no function for the steps {sorted(missing)}")
+        self.steps = dict(steps)
         self.uow = uow
         self.context = context
 
@@ -45,7 +51,7 @@ class StepRunner:
             raise ValueError(f"unknown step {step!r}")
         try:
             with self.context():
-                return getattr(self.fulfilment, step)(order_sn)
+                return self.steps[step](order_sn)
         except (Exception, Interrupt) as error:  # Interrupt: the time limit, a shutdown
             self.record(order_sn, step, FAILED, f"attempt {_attempt()}: {describe(error)}")
             raise
@@ -92,7 +98,7 @@ def _actor_function(runner: StepRunner, step: str):
     def run_step(order_sn: str) -> None:
         try:
             runner.run(step, order_sn)
-        except OrderNotPaidYet as error:  # expected when messages overtake each other: no traceback
+        except StepNotReady as error:  # expected when messages overtake each other: no traceback
             raise dramatiq.Retry(str(error)) from error
 
     run_step.__name__ = run_step.__qualname__ = step

@@ -133,39 +133,47 @@ class DeadLetters(Middleware):
         self.on_dead(message.actor_name, order_sn, attempts, error)
 
 
-class PeriodicTask(Middleware):
-    """In every worker process (and the in-process worker), ``task()`` every ``interval``
-    seconds (first at boot if ``at_boot``), in a thread of its own, until the worker shuts
-    down. The outbox sweep, reconciliation and order expiry run this way; each is safe to
-    run in several workers at once."""
+@dataclass(frozen=True)
+class PeriodicTask:
+    """``task()`` every ``interval`` seconds (first at boot if ``at_boot``)."""
 
-    def __init__(self, name: str, task: Callable[[], object], interval: float, at_boot: bool = True):
-        self.name = name
-        self.task = task
-        self.interval = interval
-        self.at_boot = at_boot
+    name: str
+    task: Callable[[], object]
+    interval: float
+    at_boot: bool = True
+
+
+class PeriodicTasks(Middleware):
+    """In every worker process (and the in-process worker), each task in a thread of its own,
+    until the worker shuts down. The outbox sweep, reconciliation and order expiry run this
+    way; each is safe to run in several workers at once."""
+
+    def __init__(self, tasks: list[PeriodicTask]):
+        self.tasks = list(tasks)
         self._stop = threading.Event()
-        self._thread = None
+        self._threads = []
 
     def after_worker_boot(self, broker, worker):
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"gmall-{self.name}", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, args=(task,), name=f"gmall-{task.name}", daemon=True)
+                         for task in self.tasks]
+        for thread in self._threads:
+            thread.start()
 
     def before_worker_shutdown(self, broker, worker):
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        for thread in self._threads:
+            thread.join(timeout=30)
 
-    def _run(self):
-        if not self.at_boot and self._stop.wait(self.interval):
+    def _run(self, task: PeriodicTask):
+        if not task.at_boot and self._stop.wait(task.interval):
             return
         while True:
             try:
-                self.task()
+                task.task()
             except Exception:  # the task logs its own failures; this thread must outlive any
-                log.exception("%s failed", self.name)
-            if self._stop.wait(self.interval):
+                log.exception("%s failed", task.name)
+            if self._stop.wait(task.interval):
                 return
 
 

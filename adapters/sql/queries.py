@@ -2,7 +2,7 @@
 
 from sqlalchemy import select
 
-from ...core.fulfilment import ALL_STEPS, DEAD, DONE, SKIPPED
+from ...core.fulfilment import DEAD, DONE, FULFILMENT_STEPS, SKIPPED
 from ...core.model import LockStatus, OrderStatus, PaymentStatus
 from .models import (
     FulfilmentTrace,
@@ -95,10 +95,12 @@ def events_of(order_sn) -> list[dict]:
 
 def fulfilment_of(order_sn, trace=None) -> dict:
     """Where each step stands: done or skipped (in effect), failed (being retried), dead
-    (dead-lettered: the order is stuck until replayed) or pending (not run yet)."""
+    (dead-lettered: the order is stuck until replayed) or pending (not run yet); the steps of
+    fulfilment, then any other step the order went through (an automatic refund...)."""
     trace = trace_of(order_sn) if trace is None else trace
     steps = []
-    for step in ALL_STEPS:
+    others = [entry["step"] for entry in trace if entry["step"] not in FULFILMENT_STEPS]
+    for step in (*FULFILMENT_STEPS, *dict.fromkeys(others)):
         entries = [entry for entry in trace if entry["step"] == step]
         settled = [entry for entry in entries if entry["outcome"] in (DONE, SKIPPED)]
         if settled:

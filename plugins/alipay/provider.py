@@ -19,6 +19,9 @@ from .config import NOTIFY_SCHEDULE, AlipayConfig
 
 SUCCESS = "10000"
 NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
+#: Answers after which the same request, repeated as it was, may succeed (Alipay says so of its
+#: system errors; 20000 is its "service currently unavailable").
+RETRYABLE = frozenset({"ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR", "isp.unknow-error", "ACQ.SYSTEM_BUSY"})
 
 FORM = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>正在跳转到支付宝 / Redirecting to Alipay</title></head>
@@ -134,13 +137,14 @@ class AlipayProvider(Provider):
             raise ProviderError("the gateway's response does not verify with ALIPAY_PUBLIC_KEY") from None
         except AliPayException as error:  # an unsigned error answer (e.g. an unknown app_id)
             code = getattr(error, "_AliPayException__code", "") or ""
-            raise ProviderError(str(error), code=str(code)) from None
+            raise ProviderError(str(error), code=str(code), retryable=not code) from None
         except (OSError, ValueError) as error:  # unreachable, timed out, not JSON
             raise ProviderError(f"Alipay gateway call failed: {error}") from None
         if answer.get("code") != SUCCESS:
             error_type = TradeNotFound if answer.get("sub_code") == NOT_EXIST else ProviderError
             raise error_type(answer.get("sub_msg") or answer.get("msg") or "error",
-                             code=answer.get("code", ""), sub_code=answer.get("sub_code", ""))
+                             code=answer.get("code", ""), sub_code=answer.get("sub_code", ""),
+                             retryable=answer.get("code") == "20000" or answer.get("sub_code") in RETRYABLE)
         return answer
 
 

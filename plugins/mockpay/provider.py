@@ -105,7 +105,7 @@ class MockpayProvider(Provider):
         if answer.get("code") != SUCCESS:
             error_type = TradeNotFound if answer.get("sub_code") == NOT_EXIST else ProviderError
             raise error_type(answer.get("sub_msg") or "error", code=answer.get("code", ""),
-                             sub_code=answer.get("sub_code", ""))
+                             sub_code=answer.get("sub_code", ""), retryable=False)  # the sandbox's answers are final
         if answer.get("out_trade_no") != payment.out_trade_no:
             raise ProviderError(f"asked about {payment.out_trade_no}, answered about {answer.get('out_trade_no')}")
         return answer

@@ -8,12 +8,13 @@ from decimal import Decimal
 import pytest
 
 from gmall_payment.adapters.inprocess.store import InMemoryDatabase
-from gmall_payment.core.errors import InvalidAmount, NotificationRejected
+from gmall_payment.core.errors import InvalidAmount, NotificationRejected, ProviderError
 from gmall_payment.core.fulfilment import FulfilmentService
 from gmall_payment.core.model import Notification, Order, OrderItem, OrderStatus, TradeStatus
 from gmall_payment.core.money import to_amount
 from gmall_payment.core.payments import PaymentService
-from gmall_payment.ports.providers import Acknowledgement, Checkout, Provider, ProviderRegistry
+from gmall_payment.core.refunds import RefundService
+from gmall_payment.ports.providers import Acknowledgement, Checkout, Provider, ProviderRegistry, Refund
 
 START = datetime(2024, 11, 11, 0, 0, 0)
 
@@ -55,6 +56,36 @@ class FakeProvider(Provider):
 
     def acknowledge(self, accepted):
         return Acknowledgement("success" if accepted else "failure")
+
+
+class RefundingProvider(FakeProvider):
+    """A fake provider that refunds as Alipay does: once per request number, never more than
+    the trade's amount. ``failures`` are (error, after_refunding) to meet, in order: the error
+    is raised before the refund, or after it was made (the answer lost on its way back)."""
+
+    def __init__(self, name="fakepay"):
+        super().__init__(name)
+        self.refunds = {}  # (out_trade_no, request_no) -> Decimal
+        self.calls = []
+        self.failures = []
+
+    def refunded(self, out_trade_no):
+        return sum((a for (trade, _), a in self.refunds.items() if trade == out_trade_no), Decimal("0.00"))
+
+    def refund(self, payment, amount, request_no):
+        self.calls.append(request_no)
+        error, after = self.failures.pop(0) if self.failures else (None, False)
+        if error is not None and not after:
+            raise error
+        key = (payment.out_trade_no, request_no)
+        repeated = key in self.refunds
+        if not repeated:
+            if self.refunded(payment.out_trade_no) + amount > payment.total_amount:
+                raise ProviderError("退款金额无效", code="40004", sub_code="ACQ.REASON_TRADE_REFUND_FEE_ERR")
+            self.refunds[key] = amount
+        if error is not None:
+            raise error
+        return Refund(request_no, amount, self.refunded(payment.out_trade_no), not repeated, "T-REFUND")
 
 
 class TickingClock:
@@ -115,6 +146,18 @@ def after_commit_calls():
 def payments(db, registry, clock, after_commit_calls):
     return PaymentService(db.unit_of_work, registry, clock=clock,
                           after_commit=lambda *ids: after_commit_calls.append(ids))
+
+
+@pytest.fixture
+def refunding():
+    """The refunding provider class, for tests whose registry refunds."""
+    return RefundingProvider
+
+
+@pytest.fixture
+def refunds(db, registry, clock, after_commit_calls):
+    return RefundService(db.unit_of_work, registry, clock=clock,
+                         after_commit=lambda *ids: after_commit_calls.append(ids))
 
 
 @pytest.fixture
