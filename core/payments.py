@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
 
 from . import events
-from .errors import DomainError, NotificationRejected, OrderNotFound, OrderNotPayable
+from .errors import DomainError, NotificationRejected, OrderNotFound, OrderNotPayable, PaymentNotFound
 from .model import (
     DEAD_ORDER_STATUSES,
     MONEY_TAKEN,
@@ -147,6 +147,18 @@ class PaymentService:
         for key, value in parse_qsl(record.raw, keep_blank_values=True):
             params.setdefault(key, value)  # the first of repeated fields, as the web form reads them
         return self.handle_notification(record.provider, params, raw=record.raw, replay_of=record.id)
+
+    def clear_flag(self, payment_id: int) -> Payment:
+        """An operator handled what the payment was flagged for; the payment as it is now."""
+        with self.uow() as uow:
+            payment = uow.payments.get(payment_id)
+            if payment is None:
+                raise PaymentNotFound(payment_id)
+            if payment.flag is not None:
+                log.info("payment #%s: flag cleared by an operator (was: %s)", payment_id, payment.flag)
+                uow.payments.set_flag(payment_id, None)
+                uow.commit()
+            return replace(payment, flag=None)
 
     def notifications(self, limit: int = 50, provider: str | None = None) -> list[NotificationRecord]:
         """The latest logged notifications, newest first."""

@@ -10,7 +10,7 @@ from ..adapters.bootstrap import bootstrap
 from ..adapters.sql.engine import prepare_engine
 from ..adapters.sql.models import db
 from ..adapters.sql.store import SqlUnitOfWork
-from . import api, callbacks, cli, payment, settings, storefront
+from . import api, callbacks, cli, operator, payment, settings, storefront
 
 csrf = CSRFProtect()
 
@@ -26,9 +26,10 @@ def create_app(test_config=None) -> Flask:
     with app.app_context():
         prepare_engine(db.engine)
     csrf.init_app(app)
-    for blueprint in (storefront.bp, payment.bp, callbacks.bp, api.bp):
+    for blueprint in (storefront.bp, payment.bp, callbacks.bp, api.bp, operator.pages, operator.api):
         app.register_blueprint(blueprint)
     csrf.exempt(callbacks.bp)  # providers prove themselves by signature, not by a form token
+    csrf.exempt(operator.api)  # a Bearer token, which no browser sends by itself
     cli.register(app)
     app.extensions["gmall"] = bootstrap(app.config, SqlUnitOfWork, context=app.app_context)
     # The embedded default's in-process worker (and its outbox sweep) starts with the first

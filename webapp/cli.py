@@ -12,6 +12,7 @@ from ..adapters.dramatiq.broker import ensure_reachable
 from ..adapters.sql import demo
 from ..adapters.sql.models import db
 from ..core.fulfilment import ALL_STEPS
+from .operator_cli import operator_token, payments
 from .provider_cli import alipay_sandbox, notifications
 
 #: What ``dramatiq`` imports in each worker process (see webapp/worker.py).
@@ -120,7 +121,8 @@ def reconcile(dry_run, limit):
 
 
 def register(app):
-    for command in (init_db, seed_demo, providers, notifications, alipay_sandbox, worker, replay, reconcile):
+    for command in (init_db, seed_demo, providers, notifications, alipay_sandbox, worker, replay, reconcile,
+                    payments, operator_token):
         app.cli.add_command(command)
 
 

@@ -29,6 +29,10 @@ def defaults(instance_path: str) -> dict:
         # what was sent OUTBOX_REDELIVER_SECONDS ago but whose steps never finished.
         "OUTBOX_SWEEP_SECONDS": 30,
         "OUTBOX_REDELIVER_SECONDS": 300,
+        # Payments still unpaid RECONCILE_GRACE_SECONDS after they start are asked about
+        # (then on the provider's retry series); workers look for them every RECONCILE_SECONDS.
+        "RECONCILE_GRACE_SECONDS": 300,
+        "RECONCILE_SECONDS": 60,
     }
 
 
@@ -44,19 +48,44 @@ def load(app, test_config=None) -> None:
     app.config.setdefault("SECRET_KEY", None)
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret(app.instance_path)
+    app.config["OPERATOR_TOKEN"] = operator_token(app.config, app.instance_path)
     url = app.config["DATABASE_URL"]
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
     app.config["INSTANCE_PATH"] = app.instance_path
 
 
-def _instance_secret(instance_path: str) -> str:
-    """A session key made once per instance folder (so none is ever committed).
+#: An operator token shorter than this is refused at start.
+OPERATOR_TOKEN_MIN_LENGTH = 16
+
+
+def operator_token(config, instance_path: str) -> str | None:
+    """The credential of operators (refunds, the operator pages), or None: operator access off.
+
+    Set OPERATOR_TOKEN in production; there is no default there (a shop on Redis). The embedded
+    default (no REDIS_URL) makes one once in the instance folder, as it does the session key;
+    ``gmall-payment operator-token`` prints it.
+    """
+    token = config.get("OPERATOR_TOKEN")
+    if token:
+        token = str(token)
+        if len(token) < OPERATOR_TOKEN_MIN_LENGTH or token != token.strip():
+            raise ValueError(f"OPERATOR_TOKEN must be at least {OPERATOR_TOKEN_MIN_LENGTH} characters, without "
+                             "surrounding spaces (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        return token
+    if config.get("REDIS_URL"):
+        return None
+    return _instance_secret(instance_path, "operator_token")
+
+
+def _instance_secret(instance_path: str, name: str = "secret_key") -> str:
+    """A secret made once per instance folder (so none is ever committed): the session key,
+    the embedded default's operator token.
 
     Written to a temporary file and linked into place, so processes starting together
-    all read the one key that won.
+    all read the one secret that won.
     """
-    path = os.path.join(instance_path, "secret_key")
+    path = os.path.join(instance_path, name)
     if not os.path.exists(path):
         fd, tmp = tempfile.mkstemp(dir=instance_path)
         with os.fdopen(fd, "w", encoding="ascii") as handle:

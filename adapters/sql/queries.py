@@ -1,15 +1,17 @@
 """Read models for the pages: plain dictionaries, no business rule."""
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from ...core.fulfilment import DEAD, DONE, FULFILMENT_STEPS, SKIPPED
-from ...core.model import LockStatus, OrderStatus, PaymentStatus
+from ...core.model import REFUNDABLE, LockStatus, OrderStatus, PaymentStatus, RefundStatus
 from .models import (
     FulfilmentTrace,
     Member,
     Order,
     OutboxEvent,
     PaymentInfo,
+    PaymentNotification,
+    PaymentRefund,
     PointsLedger,
     StockLock,
     WareSku,
@@ -34,6 +36,8 @@ def payments_of(order_sn) -> list[dict]:
             "status": PaymentStatus(p.payment_status).name.lower(),
             "trade_no": p.trade_no,
             "total_amount": f"{p.total_amount:.2f}",
+            "refunded": f"{p.refunded:.2f}",
+            "refund_reason": p.refund_reason,
             "callback_time": p.callback_time.isoformat() if p.callback_time else None,
         }
         for p in rows
@@ -127,3 +131,97 @@ def stock_levels() -> list[dict]:
          "sales": s.sales}
         for s in rows
     ]
+
+
+# operators
+
+
+def _payment(p: PaymentInfo, order_status=None) -> dict:
+    status = PaymentStatus(p.payment_status)
+    return {
+        "id": p.id,
+        "order_sn": p.order_sn,
+        "order_status": None if order_status is None else OrderStatus(order_status).name.lower(),
+        "provider": p.payment_type,
+        "out_trade_no": p.out_trade_no,
+        "trade_no": p.trade_no,
+        "status": status.name.lower(),
+        "total_amount": f"{p.total_amount:.2f}",
+        "refunded": f"{p.refunded:.2f}",
+        "refund_reserved": f"{p.refund_reserved:.2f}",
+        "refundable": f"{(p.total_amount - p.refund_reserved) if status in REFUNDABLE else 0:.2f}",
+        "refund_reason": p.refund_reason,
+        "owed_back": bool(p.refund_reason) and status in REFUNDABLE,
+        "flag": p.flag,
+        "subject": p.subject,
+        "create_time": _time(p.create_time),
+        "callback_time": _time(p.callback_time),
+        "query_attempts": p.query_attempts,
+        "next_query_time": _time(p.next_query_time),
+    }
+
+
+#: What ``payments`` can be filtered by, besides a status name.
+ATTENTION = {
+    "flagged": PaymentInfo.flag.is_not(None),
+    "owed": PaymentInfo.refund_reason.is_not(None) & PaymentInfo.payment_status.in_([int(s) for s in REFUNDABLE]),
+    "attention": or_(PaymentInfo.flag.is_not(None), PaymentInfo.refund_reason.is_not(None)),
+}
+
+
+def payments(status: str | None = None, attention: str | None = None, order_sn: str | None = None,
+             limit: int = 50) -> list[dict]:
+    """Payments, newest first: of one status (``paid``...), needing attention (``flagged``,
+    ``owed``: owed back and not refunded yet, ``attention``: either, or ever owed back), of an order."""
+    query = (select(PaymentInfo, Order.status).join(Order, Order.order_sn == PaymentInfo.order_sn, isouter=True)
+             .order_by(PaymentInfo.id.desc()).limit(limit))
+    if status:
+        query = query.where(PaymentInfo.payment_status == int(PaymentStatus[status.upper()]))
+    if attention:
+        query = query.where(ATTENTION[attention])
+    if order_sn:
+        query = query.where(PaymentInfo.order_sn == order_sn)
+    return [_payment(p, order_status) for p, order_status in db.session.execute(query)]
+
+
+def notifications_of(provider: str, out_trade_no: str) -> list[dict]:
+    """The notify log's entries about one trade (notifications, and answers to our queries), oldest first."""
+    rows = db.session.scalars(
+        select(PaymentNotification)
+        .where(PaymentNotification.provider == provider, PaymentNotification.out_trade_no == out_trade_no)
+        .order_by(PaymentNotification.id)
+    )
+    return [
+        {"id": n.id, "source": n.source, "received_at": _time(n.received_at), "notify_id": n.notify_id,
+         "verified": bool(n.verified), "accepted": bool(n.accepted), "outcome": n.outcome, "detail": n.detail or "",
+         "replay_of": n.replay_of}
+        for n in rows
+    ]
+
+
+def refunds_of(payment_id) -> list[dict]:
+    rows = db.session.scalars(select(PaymentRefund).where(PaymentRefund.payment_id == payment_id)
+                              .order_by(PaymentRefund.id))
+    return [
+        {"id": r.id, "out_request_no": r.out_request_no, "amount": f"{r.amount:.2f}", "reason": r.reason,
+         "status": RefundStatus(r.status).name.lower(), "answer": r.answer, "create_time": _time(r.create_time),
+         "update_time": _time(r.update_time)}
+        for r in rows
+    ]
+
+
+def payment(payment_id) -> dict | None:
+    """One payment for operators: with its order, what the provider said about it, its refunds,
+    and the order's other payments."""
+    found = db.session.execute(
+        select(PaymentInfo, Order.status).join(Order, Order.order_sn == PaymentInfo.order_sn, isouter=True)
+        .where(PaymentInfo.id == payment_id)
+    ).first()
+    if found is None:
+        return None
+    row, order_status = found
+    view = _payment(row, order_status)
+    view["notifications"] = notifications_of(row.payment_type, row.out_trade_no)
+    view["refunds"] = refunds_of(row.id)
+    view["order_payments"] = [p for p in payments(order_sn=row.order_sn) if p["id"] != row.id]
+    return view

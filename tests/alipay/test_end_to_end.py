@@ -9,9 +9,9 @@ import time
 from decimal import Decimal
 
 import pytest
-from support.alipay import form_action, form_fields, pay_on_cashier
+from support.alipay import pay_on_cashier, start_on_cashier
 from support.servers import serving
-from support.shop import browser_login, csrf_token, make_app, member_orders, notify_log, snapshot
+from support.shop import make_app, member_orders, notify_log, snapshot
 
 from gmall_payment.core.errors import ProviderError
 from gmall_payment.core.model import PaymentStatus, TradeStatus
@@ -31,22 +31,6 @@ def shop(tmp_path, settings):
             yield app, gateway, base_url
             app.extensions["gmall"].bus.close()
     gateway.notifier.join(10)
-
-
-def start_on_cashier(app, base_url, order_sn, browser=None):
-    """Log in, choose 支付宝, let the auto-submitting form post to the gateway: the cashier page."""
-    browser = browser or browser_login(base_url)
-    pay_page = browser.get(f"{base_url}/pay.html", params={"orderToken": order_sn})
-    assert "支付宝" in pay_page.text
-    form = browser.post(f"{base_url}/pay/alipay", data={"orderToken": order_sn, "csrf_token": csrf_token(pay_page.text)})
-    assert form.status_code == 200 and 'id="alipaysubmit"' in form.text
-    action = form_action(form.text)
-    if action.startswith("/"):
-        action = base_url + action
-    cashier = browser.post(action, data=form_fields(form.text))
-    assert cashier.status_code == 200 and "支付宝 收银台" in cashier.text, cashier.text
-    assert order_sn in cashier.text
-    return browser, cashier
 
 
 def wait_for(check, timeout=10):

@@ -9,6 +9,7 @@ import requests
 
 from gmall_payment.core.model import Payment
 from gmall_payment.ports.providers import CheckoutUrls
+from support.shop import browser_login, csrf_token
 
 APP_ID = "2021000000000777"
 SELLER_ID = "2088000000000777"
@@ -46,3 +47,19 @@ def pay_on_cashier(cashier, action="pay", scenario="normal", session=None, follo
         data={**form_fields(cashier.text), "action": action, "scenario": scenario},
         allow_redirects=follow,
     )
+
+
+def start_on_cashier(app, base_url, order_sn, browser=None):
+    """Log in, choose 支付宝, let the auto-submitting form post to the gateway: the cashier page."""
+    browser = browser or browser_login(base_url)
+    pay_page = browser.get(f"{base_url}/pay.html", params={"orderToken": order_sn})
+    assert "支付宝" in pay_page.text
+    form = browser.post(f"{base_url}/pay/alipay", data={"orderToken": order_sn, "csrf_token": csrf_token(pay_page.text)})
+    assert form.status_code == 200 and 'id="alipaysubmit"' in form.text
+    action = form_action(form.text)
+    if action.startswith("/"):
+        action = base_url + action
+    cashier = browser.post(action, data=form_fields(form.text))
+    assert cashier.status_code == 200 and "支付宝 收银台" in cashier.text, cashier.text
+    assert order_sn in cashier.text
+    return browser, cashier
