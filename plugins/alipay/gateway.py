@@ -19,7 +19,9 @@ Beyond Alipay's documentation it refuses a ``timestamp`` more than
 local time is caught here rather than in production. Pay scenarios (on the cashier page):
 ``duplicate`` notify, ``tampered`` signature, an ``empty`` field, a ``brace`` (``}``) inside a
 value, and a ``lost`` notify (then only ``alipay.trade.query`` tells the truth).
-Refund notifications are not sent.
+A refund that returns the whole amount closes the trade and notifies ``TRADE_CLOSED`` (with
+``refund_fee``, ``gmt_refund`` and the refund's ``out_biz_no``), as Alipay does; partial
+refunds notify nothing here.
 """
 
 import base64
@@ -349,6 +351,10 @@ class GatewayApp(Site):
             params["fund_bill_list"] = json.dumps([{"amount": amount, "fundChannel": "ALIPAYACCOUNT"}])
         if trade.gmt_close:
             params["gmt_close"] = f"{trade.gmt_close:{TIME_FORMAT}}"
+        if trade.refunds:
+            params["refund_fee"] = format_amount(trade.refunded)
+            params["out_biz_no"] = list(trade.refunds)[-1]
+            params["gmt_refund"] = f"{beijing_now():{TIME_FORMAT}}"
         if trade.body:
             params["body"] = trade.body
         if scenario == "empty":
@@ -405,6 +411,7 @@ class GatewayApp(Site):
                 trade.refunds[request_no] = amount
                 if trade.refunded == trade.total_amount:
                     trade.trade_status, trade.gmt_close = CLOSED, beijing_now()
+                    self._notify(trade)
             return {
                 "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
                 "buyer_logon_id": trade.buyer_logon_id, "fund_change": "N" if repeated is not None else "Y",

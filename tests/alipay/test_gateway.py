@@ -104,6 +104,12 @@ def test_refunds_full_partial_and_repeated(provider, gateway, receiver):
     assert closed.value.sub_code == "ACQ.TRADE_HAS_CLOSE"
     assert gateway.ledger.get(payment.out_trade_no).refunds == {
         "R1": Decimal("30.00"), "R2": Decimal("50.00"), "R4": Decimal("20.00")}
+    assert gateway.notifier.join(5)
+    closed_notify = receiver.received[-1]  # Alipay says a fully refunded trade is closed
+    assert (closed_notify["trade_status"], closed_notify["refund_fee"], closed_notify["out_biz_no"]) == (
+        "TRADE_CLOSED", "100.00", "R4")
+    assert provider.parse_notification(closed_notify).status is TradeStatus.CLOSED
+    assert [n["trade_status"] for n in receiver.received] == ["TRADE_SUCCESS", "TRADE_CLOSED"]  # none for partial ones
 
 
 def test_one_full_refund_and_refunds_of_what_was_not_paid(provider, gateway, receiver):
