@@ -39,9 +39,14 @@ def _generated_keys() -> Path:
 _KEYS = None
 
 
-def make_app(tmp_path, **overrides):
+def copy_test_keys(instance_path: Path) -> None:
+    """Lay the run's throw-away key pairs out in an instance folder, as the plugins keep them."""
     # Generating RSA keys for every test's instance folder would dominate the suite's time.
-    shutil.copytree(_generated_keys(), tmp_path / "instance", dirs_exist_ok=True)
+    shutil.copytree(_generated_keys(), instance_path, dirs_exist_ok=True)
+
+
+def make_app(tmp_path, **overrides):
+    copy_test_keys(tmp_path / "instance")
     config = {
         "TESTING": True,
         "INSTANCE_PATH": str(tmp_path / "instance"),

@@ -1,0 +1,186 @@
+"""A payment's life after checkout on the real services: MariaDB, Redis, `dramatiq` workers.
+
+Reconciliation of lost notifications, money paid twice going back, refunds repeated or
+summing past the payment. The providers' sandboxes (mockpay, the offline Alipay gateway) are
+mounted in the shop's web side, served over HTTP; the worker processes call them there.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from decimal import ROUND_DOWN, Decimal
+
+import pytest
+import requests
+from sqlalchemy import func, select
+from support.services import OPERATOR_TOKEN, wait_until
+
+from gmall_payment.adapters.sql.models import (
+    Member,
+    Order,
+    PaymentInfo,
+    PaymentNotification,
+    PaymentRefund,
+    PointsLedger,
+    db,
+)
+from gmall_payment.core.money import format_amount
+from gmall_payment.plugins.alipay.client import beijing_now
+
+pytestmark = pytest.mark.services
+
+#: Reconciliation soon and often; mockpay's notify retries (hence its query series) short.
+RECONCILING = {"RECONCILE_GRACE_SECONDS": 1, "RECONCILE_SECONDS": 0.5, "MOCKPAY_NOTIFY_SCHEDULE": "0,0.5,1,1,2"}
+
+
+def cashier_fields(shop, order_sn) -> dict:
+    payment = shop.payments[order_sn]
+    return {"app_id": "mockpay-sandbox", "out_trade_no": payment.out_trade_no,
+            "total_amount": format_amount(payment.total_amount), "subject": payment.subject,
+            "notify_url": f"{shop.url}/notify/mockpay", "return_url": f"{shop.url}/pay/return/mockpay"}
+
+
+def pay_at_mockpay(shop, order_sn, scenario) -> None:
+    """The shopper pays on mockpay's cashier (mounted in the shop) with a notify ``scenario``."""
+    answer = requests.post(f"{shop.url}/mockpay/cashier", allow_redirects=False, timeout=30,
+                           data={**cashier_fields(shop, order_sn), "action": "pay", "scenario": scenario})
+    assert answer.status_code == 303, answer.text
+
+
+def rows(shop, model, *where):
+    with shop.app.app_context():
+        found = db.session.scalars(select(model).where(*where)).all()
+        db.session.expunge_all()
+        return found
+
+
+def operator_refund(order_sn_or_id, amount, key, shop):
+    payment_id = order_sn_or_id if isinstance(order_sn_or_id, int) else shop.payments[order_sn_or_id].id
+    return requests.post(f"{shop.url}/api/operator/payments/{payment_id}/refunds", timeout=60,
+                         json={"amount": amount, "out_request_no": key},
+                         headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+
+
+def test_lost_notifications_are_reconciled_and_fulfilled_once(make_shop):
+    shop = make_shop(**RECONCILING)
+    orders = shop.arrange(30)
+    lost, notified = orders[:20], orders[20:]
+    for order in lost:
+        pay_at_mockpay(shop, order.order_sn, "lost")
+    shop.worker().start()
+    assert shop.notify_all([o.order_sn for o in notified]) == ["success"] * 10
+
+    shop.wait_fulfilled(30, timeout=120)
+
+    shop.assert_fulfilled_exactly_once()
+    queries = rows(shop, PaymentNotification, PaymentNotification.source == "query",
+                   PaymentNotification.outcome == "paid")
+    assert sorted(n.out_trade_no for n in queries) == sorted(o.order_sn for o in lost)  # only the lost ones
+    paid = rows(shop, PaymentInfo)
+    assert {p.payment_status for p in paid} == {1}
+    trades = {o.order_sn: shop.app.wsgi_app.mounts["/mockpay"].ledger.trade(o.order_sn).trade_no for o in lost}
+    assert all(p.trade_no == trades[p.order_sn] for p in paid if p.order_sn in trades)  # the trade the query named
+
+
+def test_two_providers_both_paid_one_refund_each_order(make_shop):
+    shop = make_shop(PROVIDERS="mockpay,alipay")
+    orders = shop.arrange(12)
+    gateway = shop.app.wsgi_app.mounts["/alipay-sandbox"]
+    alipay_notifies = []
+    for order in orders:
+        with shop.app.app_context():
+            payment = shop.services.payments.start(order.order_sn, "alipay")
+        trade = gateway.ledger.open(order.order_sn, payment.total_amount, payment.subject,
+                                    f"{shop.url}/notify/alipay", None, beijing_now())
+        trade.trade_status, trade.gmt_payment = "TRADE_SUCCESS", beijing_now()  # paid at Alipay...
+        alipay_notifies.append(gateway.notify_params(trade))
+        pay_at_mockpay(shop, order.order_sn, "lost")  # ...and at mockpay, both notifies on their way
+    shop.worker().start()
+
+    def both(index):  # the two notifications of one order race each other
+        return (requests.post(f"{shop.url}/notify/alipay", data=alipay_notifies[index], timeout=30).text,
+                shop.notify(orders[index].order_sn))
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(both, range(len(orders))))
+
+    assert answers == [("success", "success")] * len(orders)
+    refunded = select(func.count()).select_from(PaymentInfo).where(PaymentInfo.payment_status == 4)
+    wait_until(lambda: shop.count(refunded) == len(orders), 90, "not every second payment was refunded")
+    shop.wait_fulfilled(len(orders))
+    shop.assert_fulfilled_exactly_once()
+    mockpay = shop.app.wsgi_app.mounts["/mockpay"]
+    for order in orders:
+        payments = {p.payment_type: p for p in rows(shop, PaymentInfo, PaymentInfo.order_sn == order.order_sn)}
+        statuses = sorted((p.payment_status, p.refund_reason) for p in payments.values())
+        assert statuses == [(1, None), (4, "paid_twice")], order.order_sn
+        extra = next(p for p in payments.values() if p.refund_reason)
+        at_provider = {"alipay": gateway.ledger.get(order.order_sn).refunded,
+                       "mockpay": mockpay.ledger.trade(order.order_sn).refunded}
+        assert at_provider[extra.payment_type] == extra.total_amount  # that one refunded, in full, once
+        assert sum(at_provider.values()) == extra.total_amount  # and the other not at all
+        [refund] = rows(shop, PaymentRefund, PaymentRefund.order_sn == order.order_sn)
+        assert (refund.out_request_no, refund.status) == (f"auto-{extra.id}", 1)
+    assert {n.outcome for n in rows(shop, PaymentNotification)} >= {"paid", "paid_twice"}
+
+
+def test_refunds_repeated_with_one_key_make_one_refund(make_shop):
+    shop = make_shop()
+    [order] = shop.arrange(1)
+    pay_at_mockpay(shop, order.order_sn, "lost")
+    assert shop.notify(order.order_sn) == "success"
+    shop.worker().start()
+    shop.wait_fulfilled(1)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: operator_refund(order.order_sn, "10.00", "SAME-KEY", shop), range(8)))
+
+    assert [a.status_code for a in answers] == [200] * 8, [a.text for a in answers]
+    assert {a.json()["refund"]["id"] for a in answers} == {answers[0].json()["refund"]["id"]}
+    assert {a.json()["refund"]["status"] for a in answers} == {"succeeded"}
+    assert shop.app.wsgi_app.mounts["/mockpay"].ledger.trade(order.order_sn).refunds == {"SAME-KEY": Decimal("10.00")}
+    [refund] = rows(shop, PaymentRefund)
+    [payment] = rows(shop, PaymentInfo)
+    assert (refund.amount, payment.refunded, payment.refund_reserved, payment.payment_status) == (
+        Decimal("10.00"), Decimal("10.00"), Decimal("10.00"), 3)
+
+
+def test_partial_refunds_summing_past_the_amount_are_refused_clearly(make_shop):
+    shop = make_shop()
+    [order] = shop.arrange(1)
+    pay_at_mockpay(shop, order.order_sn, "lost")
+    assert shop.notify(order.order_sn) == "success"
+    shop.worker().start()
+    shop.wait_fulfilled(1)
+    total = shop.payments[order.order_sn].total_amount
+    part = (total * Decimal("0.3")).quantize(Decimal("0.01"), rounding=ROUND_DOWN)  # three fit, four do not
+    with shop.app.app_context():
+        member_before = db.session.get(Member, order.member_id)
+        points_before = (member_before.integration, member_before.growth)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda n: operator_refund(order.order_sn, str(part), f"PART-{n}", shop), range(8)))
+
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200] * 3 + [409] * 5, [a.text for a in answers]
+    refused = [a.json() for a in answers if a.status_code == 409]
+    assert {r["error"] for r in refused} == {"exceeds_payment"}
+    assert all(r["message"].startswith(f"refund of {part} refused: ") and "can be refunded" in r["message"]
+               for r in refused)
+    sandbox_trade = shop.app.wsgi_app.mounts["/mockpay"].ledger.trade(order.order_sn)
+    [payment] = rows(shop, PaymentInfo)
+    assert sandbox_trade.refunded == payment.refunded == payment.refund_reserved == part * 3
+    assert payment.payment_status == 3
+    assert len(rows(shop, PaymentRefund)) == 3  # the refused ones left no row
+
+    rest = total - part * 3
+    too_much = operator_refund(order.order_sn, str(rest + Decimal("0.01")), "REST", shop)
+    assert too_much.status_code == 409 and f"at most {rest} can be refunded" in too_much.json()["message"]
+    full = operator_refund(order.order_sn, str(rest), "REST", shop)
+    assert full.status_code == 200 and full.json()["payment"]["status"] == "refunded"
+
+    revoked = select(func.count()).select_from(PointsLedger).where(PointsLedger.kind == "revoke")
+    wait_until(lambda: shop.count(revoked) == 1, 60, "the points were not taken back")
+    with shop.app.app_context():
+        member = db.session.get(Member, order.member_id)
+        assert (member.integration, member.growth) == (points_before[0] - order.integration,
+                                                      points_before[1] - order.growth)
+        assert db.session.scalar(select(Order.status).where(Order.order_sn == order.order_sn)) == 1
