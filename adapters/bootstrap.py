@@ -13,6 +13,8 @@ from datetime import timedelta
 
 from dramatiq import Broker
 
+from ..core.closing import OrderClosing
+from ..core.expiry import OrderExpiry
 from ..core.fulfilment import FulfilmentService
 from ..core.outbox import OutboxRelay
 from ..core.payments import PaymentService
@@ -36,6 +38,9 @@ class LifecycleSettings:
     query_grace_seconds: float = 300.0
     reconcile_seconds: float = 60.0
     reconcile_batch: int = 100
+    order_pay_timeout_seconds: float = 1800.0
+    expiry_seconds: float = 60.0
+    expiry_batch: int = 100
 
     @classmethod
     def from_settings(cls, settings: Mapping) -> "LifecycleSettings":
@@ -45,6 +50,9 @@ class LifecycleSettings:
             ("query_grace_seconds", "RECONCILE_GRACE_SECONDS", float, True),
             ("reconcile_seconds", "RECONCILE_SECONDS", float, True),
             ("reconcile_batch", "RECONCILE_BATCH", int, False),
+            ("order_pay_timeout_seconds", "ORDER_PAY_TIMEOUT", float, False),
+            ("expiry_seconds", "EXPIRY_SECONDS", float, True),
+            ("expiry_batch", "EXPIRY_BATCH", int, False),
         ):
             value = kind(settings.get(key, getattr(default, field)))
             if value < 0 or (value == 0 and not may_be_zero):
@@ -58,6 +66,8 @@ class Services:
     payments: PaymentService
     reconciliation: Reconciliation
     refunds: RefundService
+    closing: OrderClosing
+    expiry: OrderExpiry
     fulfilment: FulfilmentService
     relay: OutboxRelay
     providers: ProviderRegistry
@@ -91,12 +101,16 @@ def bootstrap(settings: Mapping, uow: Callable, context: Callable = contextlib.n
                               query_grace=timedelta(seconds=lifecycle.query_grace_seconds))
     reconciliation = Reconciliation(uow, providers, payments, batch=lifecycle.reconcile_batch)
     refunds = RefundService(uow, providers, after_commit=relay.flush)
+    closing = OrderClosing(uow, after_commit=relay.flush)
+    expiry = OrderExpiry(uow, closing, reconciliation, payments, providers,
+                         timeout=timedelta(seconds=lifecycle.order_pay_timeout_seconds), batch=lifecycle.expiry_batch)
     steps = StepRunner({
         "mark_order_paid": fulfilment.mark_order_paid,
         "deduct_stock": fulfilment.deduct_stock,
         "award_points": fulfilment.award_points,
         "auto_refund": refunds.auto_refund,
         "revoke_points": fulfilment.revoke_points,
+        "close_trades": expiry.close_trades,
     }, uow, context)
 
     def in_context(task):
@@ -109,10 +123,20 @@ def bootstrap(settings: Mapping, uow: Callable, context: Callable = contextlib.n
     if lifecycle.reconcile_seconds:
         periodic.append(PeriodicTask("reconciliation", in_context(_logged(reconciliation.run)),
                                      lifecycle.reconcile_seconds, at_boot=False))
+    if lifecycle.expiry_seconds:
+        periodic.append(PeriodicTask("order-expiry", in_context(_logged_expiry(expiry.run)), lifecycle.expiry_seconds,
+                                     at_boot=False))
     broker = make_broker(config, [DeadLetters(steps.dead, PERMANENT_ERRORS), PeriodicTasks(periodic)])
     relay.bus = DramatiqBus(broker, declare_actors(broker, steps, config), threads=config.threads)
-    return Services(payments, reconciliation, refunds, fulfilment, relay, providers, plugins, relay.bus, broker,
-                    steps, config, lifecycle)
+    return Services(payments, reconciliation, refunds, closing, expiry, fulfilment, relay, providers, plugins,
+                    relay.bus, broker, steps, config, lifecycle)
+
+
+def _logged_expiry(run):
+    def logged():
+        for result in run():
+            log.info("order expiry: %s %s (%s)", result.order_sn, result.outcome, result.detail)
+    return logged
 
 
 def _logged(run):

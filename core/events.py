@@ -4,6 +4,8 @@ from dataclasses import asdict, dataclass
 
 PAYMENT_SUCCEEDED = "payment.succeeded"
 ORDER_PAID = "order.paid"
+#: An order that will not be paid was closed (0 -> 4); what it held goes back.
+ORDER_CLOSED = "order.closed"
 #: A payment's money must go back by itself (paid after its order closed, or paid twice).
 REFUND_DUE = "payment.refund_due"
 #: Every payment that paid the order is refunded: the points it earned go back.
@@ -32,6 +34,10 @@ def payment_succeeded(order_sn, provider, trade_no, amount) -> Event:
 
 def order_paid(order_sn) -> Event:
     return Event(ORDER_PAID, order_sn, {})
+
+
+def order_closed(order_sn, reason) -> Event:
+    return Event(ORDER_CLOSED, order_sn, {"reason": reason})
 
 
 def refund_due(order_sn, payment_id, reason, amount) -> Event:

@@ -155,6 +155,7 @@ STEPS_BY_EVENT = {
     events.ORDER_PAID: ("deduct_stock", "award_points"),
     events.REFUND_DUE: ("auto_refund",),
     events.ORDER_REFUNDED: ("revoke_points",),
+    events.ORDER_CLOSED: ("close_trades",),
 }
 #: The steps of a paid order, in the order it goes through them.
 FULFILMENT_STEPS = ("mark_order_paid", "deduct_stock", "award_points")

@@ -157,6 +157,8 @@ class Order:
     growth: int = 0
     items: list[OrderItem] = field(default_factory=list)
     id: int | None = None
+    #: When the order was placed (its payment deadline counts from here).
+    create_time: datetime | None = None
 
     @property
     def subject(self) -> str:

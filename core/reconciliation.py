@@ -116,6 +116,14 @@ class Reconciliation:
             return QueryResult(payment, "stopped", stop)
         return self._ask(provider, payment)
 
+    def ask(self, payment: Payment) -> QueryResult:
+        """Ask about this payment now, off its schedule, and apply the answer (the last query,
+        as its order expires)."""
+        provider = self._provider(payment)
+        if provider is None:
+            return QueryResult(payment, "stopped", f"provider {payment.payment_type} is not enabled")
+        return self._ask(provider, payment)
+
     @staticmethod
     def next_query_time(provider, attempts: int, now: datetime) -> datetime | None:
         """When to ask again after the ``attempts``-th query: the series' wait, or never."""

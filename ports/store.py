@@ -121,6 +121,11 @@ class OrderStore(abc.ABC):
     def move(self, order_sn: str, from_status: OrderStatus, to_status: OrderStatus) -> bool:
         """Change the order's status only if it is still ``from_status``."""
 
+    @abc.abstractmethod
+    def awaiting_payment_since(self, created_before: datetime, limit: int) -> list[str]:
+        """Numbers of the orders still awaiting payment that were created before
+        ``created_before``, the oldest first."""
+
 
 class StockStore(abc.ABC):
     @abc.abstractmethod
@@ -134,6 +139,10 @@ class StockStore(abc.ABC):
     @abc.abstractmethod
     def deduct(self, sku_id: int, quantity: int) -> None:
         """Ship locked units: stock -n, stock_locked -n, sales +n."""
+
+    @abc.abstractmethod
+    def release(self, sku_id: int, quantity: int) -> None:
+        """Free locked units of an order that will not ship: stock_locked -n."""
 
 
 class PointsStore(abc.ABC):

@@ -120,9 +120,29 @@ def reconcile(dry_run, limit):
     click.echo(f"{len(results)} payment(s) asked about; {verb}")
 
 
+@click.command("expire")
+@click.option("--dry-run", is_flag=True, help="only list the orders due; change nothing")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="this many orders at most")
+@with_appcontext
+def expire(dry_run, limit):
+    """Close the orders unpaid for longer than ORDER_PAY_TIMEOUT (what the workers do every
+    EXPIRY_SECONDS): their stock locks are released and their providers' trades closed."""
+    services = current_app.extensions["gmall"]
+    try:
+        results = services.expiry.run(limit, dry_run=dry_run)
+    finally:
+        if services.bus.in_process:
+            services.bus.join()  # closing the trades runs here before the command exits
+            services.bus.close()
+    for result in results:
+        click.echo(f"{result.order_sn}: {result.outcome}" + (f" - {result.detail}" if result.detail else ""))
+    click.echo(f"{len(results)} order(s) past ORDER_PAY_TIMEOUT ({services.expiry.timeout})"
+               + ("; dry run, nothing changed" if dry_run else ""))
+
+
 def register(app):
     for command in (init_db, seed_demo, providers, notifications, alipay_sandbox, worker, replay, reconcile,
-                    payments, operator_token):
+                    expire, payments, operator_token):
         app.cli.add_command(command)
 
 

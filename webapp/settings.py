@@ -33,6 +33,10 @@ def defaults(instance_path: str) -> dict:
         # (then on the provider's retry series); workers look for them every RECONCILE_SECONDS.
         "RECONCILE_GRACE_SECONDS": 300,
         "RECONCILE_SECONDS": 60,
+        # Orders unpaid ORDER_PAY_TIMEOUT seconds after they were placed are closed, with
+        # their trades; workers look for them every EXPIRY_SECONDS.
+        "ORDER_PAY_TIMEOUT": 1800,
+        "EXPIRY_SECONDS": 60,
     }
 
 

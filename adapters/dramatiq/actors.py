@@ -117,6 +117,7 @@ class DramatiqBus(MessageBus):
         self.actors = actors
         self.threads = threads
         self.worker: Worker | None = None
+        self._booted = False
         self._lock = threading.Lock()
 
     @property
@@ -135,7 +136,9 @@ class DramatiqBus(MessageBus):
             return
         with self._lock:
             if self.worker is None:
-                self.broker.emit_after("process_boot")  # what `dramatiq` does in its processes (TimeLimit)
+                if not self._booted:  # once per process, as `dramatiq` does (TimeLimit starts a thread)
+                    self.broker.emit_after("process_boot")
+                    self._booted = True
                 worker = Worker(self.broker, worker_threads=self.threads, worker_timeout=100)
                 worker.start()
                 self.worker = worker

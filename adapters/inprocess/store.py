@@ -16,6 +16,7 @@ from ...core.model import (
     LockStatus,
     NotificationRecord,
     Order,
+    OrderStatus,
     Payment,
     PaymentStatus,
     PointsKind,
@@ -97,6 +98,8 @@ class InMemoryDatabase:
     def add_order(self, order: Order, locks=()):
         """Arrange an order and its stock locks ``[(sku_id, quantity)]`` as the order service would."""
         with self.lock:
+            if order.create_time is None:
+                order.create_time = self.clock()
             self.tables.orders[order.order_sn] = order
             for sku_id, quantity in locks:
                 lock_id = self.next_id()
@@ -318,6 +321,11 @@ class _OrderView(OrderStore):
         order.status = to_status
         return True
 
+    def awaiting_payment_since(self, created_before, limit):
+        due = [o for o in self.uow.t.orders.values()
+               if o.status == OrderStatus.AWAITING_PAYMENT and o.create_time < created_before]
+        return [o.order_sn for o in sorted(due, key=lambda o: (o.create_time, o.order_sn))[:limit]]
+
 
 class _StockView(StockStore):
     def __init__(self, uow):
@@ -340,6 +348,10 @@ class _StockView(StockStore):
         sku.stock -= quantity
         sku.stock_locked -= quantity
         sku.sales += quantity
+
+    def release(self, sku_id, quantity):
+        self.uow.touch("skus", sku_id)
+        self.uow.t.skus[sku_id].stock_locked -= quantity
 
 
 class _PointsView(PointsStore):

@@ -40,7 +40,7 @@ def add_order(order: model.Order, locks=()) -> None:
             pay_amount=order.pay_amount,
             integration=order.integration,
             growth=order.growth,
-            create_time=now,
+            create_time=order.create_time or now,
             items=[
                 OrderItem(
                     order_sn=order.order_sn,

@@ -113,6 +113,7 @@ class PaymentRefund(db.Model):
 
 class Order(db.Model):
     __tablename__ = "oms_order"
+    __table_args__ = (Index("ix_order_status_created", "status", "create_time"),)
 
     id = db.Column(Id, primary_key=True, autoincrement=True)
     order_sn = db.Column(String(64), nullable=False, unique=True)

@@ -325,6 +325,7 @@ class _OrderView(_View, OrderStore):
             integration=row.integration,
             growth=row.growth,
             items=[OrderItem(i.sku_id, i.sku_name, i.sku_quantity, _money(i.sku_price)) for i in items],
+            create_time=row.create_time,
         )
 
     def move(self, order_sn, from_status, to_status):
@@ -334,6 +335,15 @@ class _OrderView(_View, OrderStore):
             .where(oms_order.c.order_sn == order_sn, oms_order.c.status == int(from_status))
             .values(status=int(to_status)),
         )
+
+    def awaiting_payment_since(self, created_before, limit):
+        c = oms_order.c
+        return list(self.session.scalars(
+            select(c.order_sn)
+            .where(c.status == int(OrderStatus.AWAITING_PAYMENT), c.create_time < created_before)
+            .order_by(c.create_time, c.order_sn)
+            .limit(limit)
+        ))
 
 
 class _StockView(_View, StockStore):
@@ -358,6 +368,14 @@ class _StockView(_View, StockStore):
             update(wms_ware_sku)
             .where(c.sku_id == sku_id)
             .values(stock=c.stock - quantity, stock_locked=c.stock_locked - quantity, sales=c.sales + quantity),
+            f"sku {sku_id}",
+        )
+
+    def release(self, sku_id, quantity):
+        c = wms_ware_sku.c
+        _update_one(
+            self.session,
+            update(wms_ware_sku).where(c.sku_id == sku_id).values(stock_locked=c.stock_locked - quantity),
             f"sku {sku_id}",
         )
 

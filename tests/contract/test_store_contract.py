@@ -409,6 +409,25 @@ def test_order_move_is_compare_and_set(shop):
     assert read(shop, lambda uow: uow.orders.get(SN)).status is OrderStatus.AWAITING_SHIPMENT
 
 
+def test_orders_awaiting_payment_since_a_time_oldest_first(shop):
+    base = datetime(2024, 5, 1, 12, 0)
+    for n, minutes in enumerate((30, 10, 20, 40)):
+        order = an_order(order_sn=f"EXP{n}")
+        order.create_time = base.replace(minute=minutes)
+        shop.add_order(order)
+    paid = an_order(order_sn="EXPPAID", status=OrderStatus.AWAITING_SHIPMENT)
+    paid.create_time = base
+    shop.add_order(paid)
+
+    def due(before, limit=10):
+        return read(shop, lambda uow: uow.orders.awaiting_payment_since(before, limit))
+
+    assert due(base.replace(minute=35)) == ["EXP1", "EXP2", "EXP0"]
+    assert due(base.replace(minute=35), limit=2) == ["EXP1", "EXP2"]
+    assert due(base.replace(minute=10)) == []
+    assert read(shop, lambda uow: uow.orders.get("EXP1")).create_time == base.replace(minute=10)
+
+
 # stock
 
 
@@ -434,10 +453,24 @@ def test_locks_move_and_deduct(shop):
     assert shop.stock_of(1) == (10, 1, 0)
 
 
+def test_release_frees_locked_units(shop):
+    with shop.uow() as uow:
+        lock = uow.stock.locks_for(SN)[1]
+        assert uow.stock.move_lock(lock.id, LockStatus.LOCKED, LockStatus.RELEASED)
+        uow.stock.release(2, 2)
+        uow.commit()
+
+    assert shop.stock_of(2) == (20, 0, 0)
+    assert [lock.status for lock in read(shop, lambda uow: uow.stock.locks_for(SN))] == [
+        LockStatus.LOCKED, LockStatus.RELEASED]
+
+
 def test_deduct_and_credit_refuse_unknown_rows(shop):
     with shop.uow() as uow:
         with pytest.raises(LookupError):
             uow.stock.deduct(999, 1)
+        with pytest.raises(LookupError):
+            uow.stock.release(999, 1)
         with pytest.raises(LookupError):
             uow.points.credit(999, 1, 1)
 
@@ -692,6 +725,10 @@ CHANGES = {
     "log notification": (
         lambda uow: uow.notifications.add(a_record()),
         lambda backend, uow: uow.notifications.recent(10),
+    ),
+    "release stock": (
+        lambda uow: uow.stock.release(1, 1),
+        lambda backend, uow: backend.stock_of(1),
     ),
     "deduct stock": (
         _move_first_lock_and_deduct,

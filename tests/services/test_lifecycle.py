@@ -20,6 +20,8 @@ from gmall_payment.adapters.sql.models import (
     PaymentNotification,
     PaymentRefund,
     PointsLedger,
+    StockLock,
+    WareSku,
     db,
 )
 from gmall_payment.core.money import format_amount
@@ -184,3 +186,44 @@ def test_partial_refunds_summing_past_the_amount_are_refused_clearly(make_shop):
         assert (member.integration, member.growth) == (points_before[0] - order.integration,
                                                       points_before[1] - order.growth)
         assert db.session.scalar(select(Order.status).where(Order.order_sn == order.order_sn)) == 1
+
+
+def test_expiry_while_payments_are_in_flight_then_their_notifies_arrive(make_shop):
+    """Orders expire while their shoppers are on the way to mockpay's cashier: the worker closes
+    them (stock released) and their trades (mockpay never opened them: closed here). Then half
+    the shoppers pay anyway and the notifies arrive: those orders stay closed and the money goes
+    back by itself; the other half stay closed with nothing paid."""
+    shop = make_shop(ORDER_PAY_TIMEOUT=2, EXPIRY_SECONDS=0.5, **RECONCILING)
+    orders = shop.arrange(10)
+    paying = orders[:5]
+    with shop.app.app_context():
+        stock_before = {s.sku_id: (s.stock, s.sales) for s in db.session.scalars(select(WareSku))}
+    shop.worker().start()
+
+    closed = select(func.count()).select_from(Order).where(Order.status == 4)
+    wait_until(lambda: shop.count(closed) == 10, 60, "the orders did not expire")
+    trades_closed = select(func.count()).select_from(PaymentInfo).where(PaymentInfo.payment_status == 2)
+    wait_until(lambda: shop.count(trades_closed) == 10, 60, "the trades were not closed")
+    for order in paying:
+        pay_at_mockpay(shop, order.order_sn, "normal")  # the sandbox notifies the shop, over HTTP
+
+    refunded = select(func.count()).select_from(PaymentInfo).where(PaymentInfo.payment_status == 4)
+    wait_until(lambda: shop.count(refunded) == 5, 60, "the money paid after the close did not go back")
+    mockpay = shop.app.wsgi_app.mounts["/mockpay"]
+    for order in orders:
+        [payment] = rows(shop, PaymentInfo, PaymentInfo.order_sn == order.order_sn)
+        if order in paying:
+            assert (payment.payment_status, payment.refund_reason, payment.refunded) == (
+                4, "paid_after_close", payment.total_amount)
+            assert mockpay.ledger.trade(order.order_sn).refunded == payment.total_amount
+        else:
+            assert (payment.payment_status, payment.refund_reason) == (2, None)
+            assert mockpay.ledger.trade(order.order_sn) is None
+    with shop.app.app_context():
+        assert set(db.session.scalars(select(Order.status))) == {4}
+        assert set(db.session.scalars(select(StockLock.status))) == {2}  # released, never deducted
+        stock = {s.sku_id: (s.stock, s.sales, s.stock_locked) for s in db.session.scalars(select(WareSku))}
+        assert stock == {sku: (*numbers, 0) for sku, numbers in stock_before.items()}
+        assert db.session.scalar(select(func.count()).select_from(PointsLedger)) == 0
+    outcomes = sorted(n.outcome for n in rows(shop, PaymentNotification, PaymentNotification.source == "notify"))
+    assert outcomes == ["paid_after_close"] * 5

@@ -114,8 +114,8 @@ def assert_fulfilled_once(db, order_sn):
 
 def test_the_embedded_default_is_an_in_process_broker_with_one_actor_per_step(shop):
     assert isinstance(shop.broker, StubBroker) and shop.bus.in_process
-    assert sorted(shop.broker.actors) == ["auto_refund", "award_points", "deduct_stock", "mark_order_paid",
-                                          "revoke_points"]
+    assert sorted(shop.broker.actors) == ["auto_refund", "award_points", "close_trades", "deduct_stock",
+                                          "mark_order_paid", "revoke_points"]
     actor = shop.broker.actors["award_points"]
     assert (actor.queue_name, actor.options["max_retries"], actor.options["time_limit"]) == (QUEUE, 3, 500)
     assert shop.bus.worker is None  # started by the first publish or request, not by bootstrap

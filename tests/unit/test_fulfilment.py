@@ -7,6 +7,7 @@ import pytest
 
 from gmall_payment.core import events
 from gmall_payment.core.errors import OrderNotFound, OrderNotPaidYet
+from gmall_payment.core.expiry import OrderExpiry
 from gmall_payment.core.fulfilment import STEPS_BY_EVENT, FulfilmentService
 from gmall_payment.core.model import LockStatus, OrderStatus, StockLock
 from gmall_payment.core.refunds import RefundService
@@ -192,11 +193,12 @@ def test_racing_award_points_credits_once(db, fulfilment, make_order, race):
 
 def test_steps_by_event_name_service_methods_taking_the_order_number():
     assert set(STEPS_BY_EVENT) == {events.PAYMENT_SUCCEEDED, events.ORDER_PAID, events.REFUND_DUE,
-                                   events.ORDER_REFUNDED}
+                                   events.ORDER_REFUNDED, events.ORDER_CLOSED}
     for event_name, steps in STEPS_BY_EVENT.items():
         assert steps, event_name
         for step in steps:
-            [method] = [m for m in (getattr(FulfilmentService, step, None), getattr(RefundService, step, None)) if m]
+            [method] = [getattr(service, step) for service in (FulfilmentService, RefundService, OrderExpiry)
+                        if hasattr(service, step)]
             assert inspect.isfunction(method), f"{event_name} -> {step} is not a service method"
             assert list(inspect.signature(method).parameters) == ["self", "order_sn"], step
 

@@ -1,0 +1,58 @@
+"""Order expiry over real HTTP: the order closes, its stock is released, its Alipay trade is
+closed with alipay.trade.close at the offline gateway, and the shopper can no longer pay it."""
+
+import time
+
+import pytest
+from sqlalchemy import select
+from support.alipay import pay_on_cashier, start_on_cashier
+from support.servers import serving
+from support.shop import make_app, member_orders, notify_log, open_order, shop_state
+
+from gmall_payment.adapters.sql.models import Order, PaymentInfo, StockLock, db
+
+
+@pytest.fixture
+def live(tmp_path):
+    app = make_app(tmp_path, ORDER_PAY_TIMEOUT=1, ALIPAY_SANDBOX_NOTIFY_SPEEDUP=24000)
+    with serving(app) as base_url:
+        app.config["PUBLIC_URL"] = base_url
+        try:
+            yield app, base_url
+        finally:
+            app.extensions["gmall"].bus.close()
+            app.wsgi_app.mounts["/alipay-sandbox"].notifier.join(10)
+
+
+def test_an_expired_order_is_closed_with_its_alipay_trade(live):
+    app, base_url = live
+    before = open_order(app)
+    sn = before["order_sn"]
+    browser, cashier = start_on_cashier(app, base_url, sn)  # the trade is open at the gateway, unpaid
+    gateway = app.wsgi_app.mounts["/alipay-sandbox"]
+    assert gateway.ledger.get(sn).trade_status == "WAIT_BUYER_PAY"
+    time.sleep(1.1)
+    runner = app.test_cli_runner()
+
+    assert sn in runner.invoke(args=["expire", "--dry-run"]).output
+    expired = runner.invoke(args=["expire"])
+
+    assert expired.exit_code == 0, expired.output
+    assert f"{sn}: closed" in expired.output
+    assert set(member_orders(app)).isdisjoint({sn}) and len(member_orders(app)) == 0  # the demo's three expired
+    assert gateway.notifier.join(10)
+    with app.app_context():
+        assert db.session.scalar(select(Order.status).where(Order.order_sn == sn)) == 4
+        assert set(db.session.scalars(select(StockLock.status).where(StockLock.order_sn == sn))) == {2}
+        payment = db.session.scalar(select(PaymentInfo).where(PaymentInfo.order_sn == sn))
+        assert payment.payment_status == 2
+    assert shop_state(app, before)[1] == (before["sku"][0], 0, before["sku"][2])  # every demo order expired
+    assert gateway.ledger.get(sn).trade_status == "TRADE_CLOSED"  # alipay.trade.close
+    log = [(e.provider, e.source, e.outcome) for e in notify_log(app) if e.out_trade_no == sn]
+    assert log[:2] == [("alipay", "query", "recorded"), ("alipay", "close", "closed")]
+    assert log[2:] == [("alipay", "notify", "duplicate")]  # the gateway's TRADE_CLOSED notify
+    refused = pay_on_cashier(cashier, session=browser)
+    assert refused.status_code == 409  # a closed trade cannot be paid
+    trace = browser.get(f"{base_url}/api/orders/{sn}/trace").json()
+    assert {(s["step"], s["state"]) for s in trace["fulfilment"]} >= {("close_order", "done"), ("close_trades", "done")}
+    assert runner.invoke(args=["expire"]).output.strip().startswith("0 order(s)")
