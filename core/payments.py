@@ -279,15 +279,7 @@ class PaymentService:
                 uow.payments.set_flag(payment.id, flag)
                 return "second_trade", flag, ()
             return "duplicate", "", ()
-        moved = uow.payments.move(
-            payment.id,
-            payment.payment_status,
-            PaymentStatus.PAID,
-            trade_no=notification.trade_no,
-            callback_time=self.clock(),
-            callback_content=notification.raw or json.dumps({"out_trade_no": notification.out_trade_no}),
-        )
-        if not moved:  # another copy of this notification won the race
+        if not self._move(uow, payment, PaymentStatus.PAID, notification):  # another copy won the race
             return "duplicate", "", ()
         order = uow.orders.get(payment.order_sn)
         if order is not None and order.status in DEAD_ORDER_STATUSES:
@@ -318,12 +310,7 @@ class PaymentService:
         if status == PaymentStatus.CLOSED:
             return "duplicate", "", ()
         if status == PaymentStatus.UNPAID:
-            moved = uow.payments.move(
-                payment.id, PaymentStatus.UNPAID, PaymentStatus.CLOSED, trade_no=notification.trade_no,
-                callback_time=self.clock(),
-                callback_content=notification.raw or json.dumps({"out_trade_no": notification.out_trade_no}),
-            )
-            return ("closed" if moved else "duplicate"), "", ()
+            return ("closed" if self._move(uow, payment, PaymentStatus.CLOSED, notification) else "duplicate"), "", ()
         if payment.refund_reserved < payment.total_amount:
             flag = (f"{payment.payment_type} says trade {payment.out_trade_no} is closed (fully refunded), but "
                     f"only {payment.refund_reserved} of {payment.total_amount} is refunded or being refunded "
@@ -331,6 +318,13 @@ class PaymentService:
             uow.payments.set_flag(payment.id, flag)
             return "refunded", flag, ()
         return "refunded", "", ()
+
+    def _move(self, uow, payment: Payment, to: PaymentStatus, notification: Notification) -> bool:
+        """Move the payment as the notification says, keeping its trade number and its body."""
+        return uow.payments.move(
+            payment.id, payment.payment_status, to, trade_no=notification.trade_no, callback_time=self.clock(),
+            callback_content=notification.raw or json.dumps({"out_trade_no": notification.out_trade_no}),
+        )
 
     @staticmethod
     def _log(uow, entry: NotificationRecord, outcome: str) -> NotificationRecord:

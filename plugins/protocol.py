@@ -1,11 +1,14 @@
-"""Alipay's notification protocol, shared by the providers that speak it (Alipay, mockpay)."""
+"""Alipay's protocol, shared by the providers that speak it (Alipay, mockpay): notifications,
+and the answers to queries and refunds."""
 
 import json
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 
-from ..core.errors import InvalidAmount, NotificationRejected
+from ..core.errors import InvalidAmount, NotificationRejected, ProviderError
 from ..core.model import Notification, TradeStatus
 from ..core.money import to_amount
+from ..ports.providers import Refund
 from . import signing
 
 #: Alipay's trade_status values, in our words.
@@ -58,3 +61,39 @@ def parse_notification(params: Mapping[str, str], public_keys: Iterable, app_id:
         notify_id=params["notify_id"],
         raw=json.dumps(dict(params), ensure_ascii=False, sort_keys=True),
     )
+
+
+def query_answer(answer: Mapping, out_trade_no: str) -> Notification:
+    """A trade query's verified answer (``out_trade_no``, ``trade_no``, ``trade_status``,
+    ``total_amount``) as the notification it stands for; ProviderError if it is not one."""
+    if answer.get("out_trade_no") != out_trade_no:
+        raise ProviderError(f"asked about {out_trade_no}, answered about {answer.get('out_trade_no')}")
+    status = TRADE_STATUSES.get(answer.get("trade_status"))
+    if status is None:
+        raise ProviderError(f"unknown trade_status {answer.get('trade_status')!r}")
+    return Notification(
+        out_trade_no=out_trade_no,
+        total_amount=answer_amount(answer, "total_amount"),
+        status=status,
+        trade_no=answer.get("trade_no"),
+        raw=json.dumps(answer, ensure_ascii=False, sort_keys=True),
+    )
+
+
+def refund_answer(answer: Mapping, amount: Decimal, request_no: str) -> Refund:
+    """A refund's verified answer: ``refund_fee`` is all refunded so far, ``fund_change`` "N"
+    for a repeat of a refund already made."""
+    return Refund(
+        request_no=request_no,
+        refund_amount=amount,
+        refunded_total=answer_amount(answer, "refund_fee"),
+        fund_change=answer.get("fund_change") == "Y",
+        trade_no=answer.get("trade_no"),
+    )
+
+
+def answer_amount(answer: Mapping, name: str) -> Decimal:
+    try:
+        return to_amount(answer.get(name))
+    except InvalidAmount as error:
+        raise ProviderError(f"{name}: {error}") from None

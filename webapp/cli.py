@@ -91,9 +91,7 @@ def replay(step, order_sn):
         click.echo(f"{step}({order_sn}) failed again: {type(error).__name__}: {error}", err=True)
         sys.exit(1)
     finally:
-        if services.bus.in_process:
-            services.bus.join()  # what the step published runs here before the command exits
-            services.bus.close()
+        services.bus.drain()  # what the step published runs here before the command exits
     click.echo(f"{step}({order_sn}): {'done' if changed else 'skipped, it was already in effect'}")
 
 
@@ -109,9 +107,7 @@ def reconcile(dry_run, limit):
     try:
         results = reconciliation.preview(limit) if dry_run else reconciliation.run(limit)
     finally:
-        if services.bus.in_process:
-            services.bus.join()  # what the answers published runs here before the command exits
-            services.bus.close()
+        services.bus.drain()  # what the answers published runs here before the command exits
     for result in results:
         p = result.payment
         click.echo(f"#{p.id} {p.payment_type} {p.out_trade_no} (order {p.order_sn}): "
@@ -131,9 +127,7 @@ def expire(dry_run, limit):
     try:
         results = services.expiry.run(limit, dry_run=dry_run)
     finally:
-        if services.bus.in_process:
-            services.bus.join()  # closing the trades runs here before the command exits
-            services.bus.close()
+        services.bus.drain()  # closing the trades runs here before the command exits
     for result in results:
         click.echo(f"{result.order_sn}: {result.outcome}" + (f" - {result.detail}" if result.detail else ""))
     click.echo(f"{len(results)} order(s) past ORDER_PAY_TIMEOUT ({services.expiry.timeout})"

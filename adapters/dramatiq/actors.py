@@ -152,6 +152,13 @@ class DramatiqBus(MessageBus):
         self.broker.join(QUEUE, timeout=int(timeout * 1000))
         self.worker.join()
 
+    def drain(self) -> None:
+        """Before a command exits: the in-process worker, if any, runs what was published, then
+        stops (on Redis, the workers run it)."""
+        if self.in_process:
+            self.join()
+            self.close()
+
     def close(self) -> None:
         """Stop the in-process worker, if any (what it had not started is dropped)."""
         with self._lock:

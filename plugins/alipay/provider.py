@@ -1,6 +1,5 @@
 """The shop's side of Alipay: page pay, notifications verified as Alipay specifies, query/refund/close."""
 
-import json
 from collections.abc import Mapping
 from decimal import Decimal
 from html import escape
@@ -8,11 +7,11 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from alipay.exceptions import AliPayException, AliPayValidationError
 
-from ...core.errors import InvalidAmount, ProviderError, TradeNotFound
+from ...core.errors import ProviderError, TradeNotFound
 from ...core.model import Notification, Payment
 from ...core.money import format_amount, to_amount
 from ...ports.providers import Acknowledgement, Checkout, CheckoutUrls, Provider, Refund
-from ..protocol import ACCEPTED, REFUSED, TRADE_STATUSES, parse_notification
+from ..protocol import ACCEPTED, REFUSED, parse_notification, query_answer, refund_answer
 from ..sitekit import require_absolute_url
 from .client import AlipayClient
 from .config import NOTIFY_SCHEDULE, AlipayConfig
@@ -97,37 +96,21 @@ class AlipayProvider(Provider):
     # server-to-server requests
 
     def query(self, payment: Payment) -> Notification:
-        answer = self._call(self.client.api_alipay_trade_query, out_trade_no=payment.out_trade_no)
-        if answer.get("out_trade_no") != payment.out_trade_no:
-            raise ProviderError(f"asked for {payment.out_trade_no}, answered {answer.get('out_trade_no')}")
-        status = TRADE_STATUSES.get(answer.get("trade_status"))
-        if status is None:
-            raise ProviderError(f"unknown trade_status {answer.get('trade_status')!r}")
-        return Notification(
-            out_trade_no=payment.out_trade_no,
-            total_amount=_amount(answer, "total_amount"),
-            status=status,
-            trade_no=answer.get("trade_no"),
-            raw=json.dumps(answer, ensure_ascii=False, sort_keys=True),
-        )
+        return query_answer(self._call(self.client.api_alipay_trade_query, out_trade_no=payment.out_trade_no),
+                            payment.out_trade_no)
 
     def close(self, payment: Payment) -> None:
         self._call(self.client.api_alipay_trade_close, out_trade_no=payment.out_trade_no)
 
     def refund(self, payment: Payment, amount: Decimal, request_no: str) -> Refund:
+        amount = to_amount(amount)
         answer = self._call(
             self.client.api_alipay_trade_refund,
-            refund_amount=format_amount(to_amount(amount)),
+            refund_amount=format_amount(amount),
             out_trade_no=payment.out_trade_no,
             out_request_no=request_no,
         )
-        return Refund(
-            request_no=request_no,
-            refund_amount=to_amount(amount),
-            refunded_total=_amount(answer, "refund_fee"),
-            fund_change=answer.get("fund_change") == "Y",
-            trade_no=answer.get("trade_no"),
-        )
+        return refund_answer(answer, amount, request_no)
 
     def _call(self, request, **arguments) -> dict:
         """Send a signed request; the verified response, or ProviderError saying what went wrong."""
@@ -147,9 +130,3 @@ class AlipayProvider(Provider):
                              retryable=answer.get("code") == "20000" or answer.get("sub_code") in RETRYABLE)
         return answer
 
-
-def _amount(answer: Mapping, field: str) -> Decimal:
-    try:
-        return to_amount(answer.get(field))
-    except InvalidAmount as error:
-        raise ProviderError(f"{field}: {error}") from None

@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from decimal import Decimal
 from urllib.parse import urlencode
 
-from ...core.errors import InvalidAmount, ProviderError, TradeNotFound
+from ...core.errors import ProviderError, TradeNotFound
 from ...core.model import Notification, Payment
 from ...core.money import format_amount, to_amount
 from ...ports.providers import Acknowledgement, Checkout, CheckoutUrls, Provider, Refund
 from .. import signing
-from ..protocol import ACCEPTED, REFUSED, TRADE_STATUSES, parse_notification
+from ..protocol import ACCEPTED, REFUSED, parse_notification, query_answer, refund_answer
 from ..sitekit import FORM_TYPE, require_absolute_url, with_query
 from .common import MockpayConfig
 
@@ -59,17 +59,7 @@ class MockpayProvider(Provider):
     # server-to-server requests
 
     def query(self, payment: Payment) -> Notification:
-        answer = self._call("mockpay.trade.query", payment)
-        status = TRADE_STATUSES.get(answer.get("trade_status"))
-        if status is None:
-            raise ProviderError(f"unknown trade_status {answer.get('trade_status')!r}")
-        return Notification(
-            out_trade_no=payment.out_trade_no,
-            total_amount=_amount(answer, "total_amount"),
-            status=status,
-            trade_no=answer.get("trade_no"),
-            raw=json.dumps(answer, ensure_ascii=False, sort_keys=True),
-        )
+        return query_answer(self._call("mockpay.trade.query", payment), payment.out_trade_no)
 
     def close(self, payment: Payment) -> None:
         self._call("mockpay.trade.close", payment)
@@ -78,13 +68,7 @@ class MockpayProvider(Provider):
         amount = to_amount(amount)
         answer = self._call("mockpay.trade.refund", payment, refund_amount=format_amount(amount),
                             out_request_no=request_no)
-        return Refund(
-            request_no=request_no,
-            refund_amount=amount,
-            refunded_total=_amount(answer, "refund_fee"),
-            fund_change=answer.get("fund_change") == "Y",
-            trade_no=answer.get("trade_no"),
-        )
+        return refund_answer(answer, amount, request_no)
 
     def _call(self, method: str, payment: Payment, **fields) -> dict:
         """Post to the sandbox's API; its verified answer, or ProviderError (TradeNotFound)."""
@@ -110,9 +94,3 @@ class MockpayProvider(Provider):
             raise ProviderError(f"asked about {payment.out_trade_no}, answered about {answer.get('out_trade_no')}")
         return answer
 
-
-def _amount(answer: Mapping, name: str) -> Decimal:
-    try:
-        return to_amount(answer.get(name))
-    except InvalidAmount as error:
-        raise ProviderError(f"{name}: {error}") from None

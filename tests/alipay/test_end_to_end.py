@@ -5,13 +5,12 @@ fulfilled; query, refund and close answer through python-alipay-sdk.
 """
 
 import re
-import time
 from decimal import Decimal
 
 import pytest
 from support.alipay import pay_on_cashier, start_on_cashier
 from support.servers import serving
-from support.shop import make_app, member_orders, notify_log, snapshot
+from support.shop import make_app, member_orders, notify_log, snapshot, wait_for
 
 from gmall_payment.core.errors import ProviderError
 from gmall_payment.core.model import PaymentStatus, TradeStatus
@@ -31,16 +30,6 @@ def shop(tmp_path, settings):
             yield app, gateway, base_url
             app.extensions["gmall"].bus.close()
     gateway.notifier.join(10)
-
-
-def wait_for(check, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def payment_of(app, order_sn):

@@ -124,13 +124,19 @@ def test_two_providers_both_paid_one_refund_each_order(make_shop):
     assert {n.outcome for n in rows(shop, PaymentNotification)} >= {"paid", "paid_twice"}
 
 
-def test_refunds_repeated_with_one_key_make_one_refund(make_shop):
+def paid_and_fulfilled(make_shop):
+    """A shop with a worker and one order paid with mockpay (its sandbox took the money) and fulfilled."""
     shop = make_shop()
     [order] = shop.arrange(1)
     pay_at_mockpay(shop, order.order_sn, "lost")
     assert shop.notify(order.order_sn) == "success"
     shop.worker().start()
     shop.wait_fulfilled(1)
+    return shop, order
+
+
+def test_refunds_repeated_with_one_key_make_one_refund(make_shop):
+    shop, order = paid_and_fulfilled(make_shop)
 
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: operator_refund(order.order_sn, "10.00", "SAME-KEY", shop), range(8)))
@@ -146,12 +152,7 @@ def test_refunds_repeated_with_one_key_make_one_refund(make_shop):
 
 
 def test_partial_refunds_summing_past_the_amount_are_refused_clearly(make_shop):
-    shop = make_shop()
-    [order] = shop.arrange(1)
-    pay_at_mockpay(shop, order.order_sn, "lost")
-    assert shop.notify(order.order_sn) == "success"
-    shop.worker().start()
-    shop.wait_fulfilled(1)
+    shop, order = paid_and_fulfilled(make_shop)
     total = shop.payments[order.order_sn].total_amount
     part = (total * Decimal("0.3")).quantize(Decimal("0.01"), rounding=ROUND_DOWN)  # three fit, four do not
     with shop.app.app_context():

@@ -1,5 +1,6 @@
 """Helpers shared by the web tests: a shop made from test settings, a logged-in browser."""
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ from gmall_payment.adapters.sql.models import (
 from gmall_payment.plugins import signing
 from gmall_payment.plugins.mockpay.sandbox import SandboxTrade, signed_notification
 from gmall_payment.webapp import create_app
+from support.servers import serving
 
 
 def _generated_keys() -> Path:
@@ -61,6 +63,34 @@ def make_app(tmp_path, **overrides):
         db.create_all()
         demo.seed()
     return app
+
+
+@contextlib.contextmanager
+def served_shop(tmp_path, **overrides):
+    """A shop from ``make_app`` on a real loopback server, with ``PUBLIC_URL`` set (its server
+    calls the sandboxes mounted in it); yields (app, base_url). Afterwards its in-process
+    worker is stopped and its sandboxes' notifications finished."""
+    app = make_app(tmp_path, **overrides)
+    with serving(app) as base_url:
+        app.config["PUBLIC_URL"] = base_url
+        try:
+            yield app, base_url
+        finally:
+            app.extensions["gmall"].bus.close()
+            for site in getattr(app.wsgi_app, "mounts", {}).values():
+                if getattr(site, "notifier", None) is not None:
+                    site.notifier.join(10)
+
+
+def wait_for(check, timeout=10):
+    """Poll ``check`` until it returns something true, and return that; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s")
 
 
 def csrf_token(html: str) -> str:

@@ -4,13 +4,13 @@ import re
 
 import pytest
 from sqlalchemy import select, update
-from support.servers import serving
 from support.shop import (
     browser_login,
     csrf_token,
     make_app,
     open_order,
     pay_on_cashier,
+    served_shop,
     shop_state,
     wait_until_fulfilled,
 )
@@ -71,19 +71,14 @@ def test_the_api_wants_the_bearer_token(tmp_path, headers):
 @pytest.fixture
 def paid(tmp_path):
     """A shop on a real server, an order paid with mockpay and fulfilled."""
-    app = make_app(tmp_path, OPERATOR_TOKEN=TOKEN)
-    with serving(app) as base_url:
-        app.config["PUBLIC_URL"] = base_url
+    with served_shop(tmp_path, OPERATOR_TOKEN=TOKEN) as (app, base_url):
         before = open_order(app)
         browser = browser_login(base_url)
         pay_on_cashier(browser, base_url, before["order_sn"])
         wait_until_fulfilled(browser, base_url, before["order_sn"])
         with app.app_context():
             payment_id = db.session.scalar(select(PaymentInfo.id).where(PaymentInfo.order_sn == before["order_sn"]))
-        try:
-            yield app, browser, base_url, before, payment_id
-        finally:
-            app.extensions["gmall"].bus.close()
+        yield app, browser, base_url, before, payment_id
 
 
 def test_refunds_through_the_json_api(paid):

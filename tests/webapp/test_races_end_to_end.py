@@ -4,28 +4,20 @@ Money that arrives for an order already closed, or already paid through another 
 goes back through the provider that took it, by itself, and operators can see it.
 """
 
-import time
 
 import pytest
 from sqlalchemy import select, update
 from support.alipay import pay_on_cashier as pay_on_alipay
 from support.alipay import start_on_cashier
-from support.servers import serving
-from support.shop import browser_login, make_app, notify_log, open_order, pay_on_cashier
+from support.shop import browser_login, notify_log, open_order, pay_on_cashier, served_shop, wait_for
 
 from gmall_payment.adapters.sql.models import Order, PaymentInfo, db
 
 
 @pytest.fixture
 def live(tmp_path):
-    app = make_app(tmp_path, ALIPAY_SANDBOX_NOTIFY_SPEEDUP=24000)
-    with serving(app) as base_url:
-        app.config["PUBLIC_URL"] = base_url
-        try:
-            yield app, base_url
-        finally:
-            app.extensions["gmall"].bus.close()
-            app.wsgi_app.mounts["/alipay-sandbox"].notifier.join(10)
+    with served_shop(tmp_path, ALIPAY_SANDBOX_NOTIFY_SPEEDUP=24000) as shop:
+        yield shop
 
 
 def payments_of(app, order_sn):
@@ -41,16 +33,6 @@ def order_status(app, order_sn):
         return db.session.scalar(select(Order.status).where(Order.order_sn == order_sn))
 
 
-def wait_for(check, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def test_paid_after_the_order_closed_is_refunded_by_itself(live):
     app, base_url = live
     order = open_order(app)
@@ -63,7 +45,7 @@ def test_paid_after_the_order_closed_is_refunded_by_itself(live):
         db.session.execute(update(Order).where(Order.order_sn == sn).values(status=4))
         db.session.commit()
 
-    refunded = wait_for(lambda: payments_of(app, sn)["mockpay"].payment_status == 4 and payments_of(app, sn))
+    refunded = wait_for(timeout=15, check=lambda: payments_of(app, sn)["mockpay"].payment_status == 4 and payments_of(app, sn))
 
     payment = refunded["mockpay"]
     assert (payment.refund_reason, payment.refunded, payment.flag) == ("paid_after_close", payment.total_amount, None)
@@ -92,10 +74,10 @@ def test_two_providers_both_paid_one_is_refunded(live):
     browser = browser_login(base_url)
     _, alipay_cashier = start_on_cashier(app, base_url, sn, browser)  # 支付宝's cashier open in one tab...
     pay_on_cashier(browser, base_url, sn)  # ...the shopper pays with mockpay in another...
-    wait_for(lambda: order_status(app, sn) == 1)
+    wait_for(timeout=15, check=lambda: order_status(app, sn) == 1)
     pay_on_alipay(alipay_cashier, session=browser)  # ...then on the 支付宝 cashier as well
 
-    both = wait_for(lambda: (lambda p: p["alipay"].payment_status == 4 and p)(payments_of(app, sn)))
+    both = wait_for(timeout=15, check=lambda: (lambda p: p["alipay"].payment_status == 4 and p)(payments_of(app, sn)))
 
     mockpay, alipay = both["mockpay"], both["alipay"]
     assert (mockpay.payment_status, mockpay.refund_reason) == (1, None)
@@ -105,7 +87,7 @@ def test_two_providers_both_paid_one_is_refunded(live):
     assert app.wsgi_app.mounts["/mockpay"].ledger.trade(sn).refunded == 0
     assert order_status(app, sn) == 1
     # Alipay closes a fully refunded trade and says so: the echo of our own refund, accepted as such.
-    wait_for(lambda: ("alipay", "refunded") in {(e.provider, e.outcome) for e in notify_log(app)})
+    wait_for(timeout=15, check=lambda: ("alipay", "refunded") in {(e.provider, e.outcome) for e in notify_log(app)})
     assert [(e.provider, e.outcome) for e in notify_log(app)] == [
         ("mockpay", "paid"), ("alipay", "paid_twice"), ("alipay", "refunded")]
     assert payments_of(app, sn)["alipay"].flag is None

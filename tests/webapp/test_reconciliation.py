@@ -3,20 +3,21 @@
 import time
 
 import pytest
-from support.servers import serving
-from support.shop import browser_login, make_app, notify_log, open_order, pay_on_cashier, wait_until_fulfilled
+from support.shop import (
+    browser_login,
+    notify_log,
+    open_order,
+    pay_on_cashier,
+    served_shop,
+    wait_until_fulfilled,
+)
 
 
 @pytest.fixture
 def served(tmp_path, request):
     """The shop on a real server; ``request.param``: settings for it."""
-    app = make_app(tmp_path, RECONCILE_GRACE_SECONDS=0, **getattr(request, "param", {}))
-    with serving(app) as base_url:
-        app.config["PUBLIC_URL"] = base_url
-        try:
-            yield app, base_url
-        finally:
-            app.extensions["gmall"].bus.close()
+    with served_shop(tmp_path, RECONCILE_GRACE_SECONDS=0, **getattr(request, "param", {})) as shop:
+        yield shop
 
 
 def payment_row(browser, base_url, order_sn):
