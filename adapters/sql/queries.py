@@ -181,7 +181,34 @@ def payments(status: str | None = None, attention: str | None = None, order_sn: 
         query = query.where(ATTENTION[attention])
     if order_sn:
         query = query.where(PaymentInfo.order_sn == order_sn)
-    return [_payment(p, order_status) for p, order_status in db.session.execute(query)]
+    views = [_payment(p, order_status) for p, order_status in db.session.execute(query)]
+    _summarise(views)
+    return views
+
+
+def _summarise(views: list[dict]) -> None:
+    """Add to each payment what was heard about its trade (source and outcome, oldest first)
+    and its refunds, in two queries for the whole list."""
+    heard = {}
+    trades = {view["out_trade_no"] for view in views}
+    if trades:
+        rows = db.session.execute(
+            select(PaymentNotification.provider, PaymentNotification.out_trade_no, PaymentNotification.source,
+                   PaymentNotification.outcome)
+            .where(PaymentNotification.out_trade_no.in_(trades)).order_by(PaymentNotification.id)
+        )
+        for provider, out_trade_no, source, outcome in rows:
+            heard.setdefault((provider, out_trade_no), []).append(f"{source}: {outcome}")
+    refunds = {}
+    if views:
+        rows = db.session.scalars(select(PaymentRefund).where(PaymentRefund.payment_id.in_([v["id"] for v in views]))
+                                  .order_by(PaymentRefund.id))
+        for r in rows:
+            refunds.setdefault(r.payment_id, []).append(
+                f"{r.out_request_no} ¥{r.amount:.2f} {RefundStatus(r.status).name.lower()}")
+    for view in views:
+        view["heard"] = heard.get((view["provider"], view["out_trade_no"]), [])
+        view["refund_list"] = refunds.get(view["id"], [])
 
 
 def notifications_of(provider: str, out_trade_no: str) -> list[dict]:

@@ -151,6 +151,7 @@ def test_the_operator_pages_need_the_token_then_show_payments(paid):
     listing = page.get("/operator/payments").text
     row = re.search(rf'<tr id="payment-{payment_id}" class="flagged">(.*?)</tr>', listing, re.S).group(1)
     assert before["order_sn"] in row and "partially_refunded" in row and "look at me" in row
+    assert "notify: paid" in row and "R1 ¥1.00 succeeded" in row  # what was heard, the refunds
     assert f'id="payment-{payment_id}"' in page.get("/operator/payments?attention=flagged").text
     assert f'id="payment-{payment_id}"' not in page.get("/operator/payments?status=unpaid").text
     assert page.get("/operator/payments?status=bogus").status_code == 400
