@@ -4,15 +4,14 @@ It stands in for the order service, which would have created the orders and lock
 stock; running it again tops each member up to a few open orders and changes nothing else.
 """
 
-import random
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
 from ...core.model import Order, OrderItem, OrderStatus
+from ...core.ordersn import new_order_sn
 from . import fixtures
 from .models import Member, WareSku, db
 from .models import Order as OrderRow
@@ -33,11 +32,6 @@ SKUS = (
     (1002, "小米 14 16GB+1TB", Decimal("4999.00"), 100),
     (1003, "谷粒定制 帆布袋", Decimal("39.90"), 500),
 )
-
-
-def new_order_sn(now: datetime | None = None) -> str:
-    """A time-ordered order number like the seed's IdWorker.getTimeId()."""
-    return (now or datetime.now()).strftime("%Y%m%d%H%M%S%f") + f"{random.randrange(10**6):06d}"
 
 
 def seed() -> int:
