@@ -8,17 +8,32 @@ unless ``GMALL_REQUIRE_SERVICES=1``, which makes a missing URL or server fail th
 MariaDB is as in ``tests/contract``, whose backends these reuse.
 """
 
+import contextlib
 import os
 import uuid
+from dataclasses import dataclass
 
 import pytest
 import redis
-from contract.conftest import MYSQL_URL, REQUIRE_SERVICES
+from contract.conftest import (  # noqa: F401 (mysql_server is a fixture)
+    MYSQL_URL,
+    REQUIRE_SERVICES,
+    InProcessBackend,
+    _mysql_database,
+    _sql_backend,
+    mysql_server,
+)
 
-from gmall_payment.adapters.inprocess.seckill import InProcessLatch, InProcessReservationGate
+from gmall_payment.adapters.inprocess.seckill import (
+    InMemorySales,
+    InMemorySeckillOrders,
+    InProcessLatch,
+    InProcessReservationGate,
+)
 from gmall_payment.adapters.redis import connect
 from gmall_payment.adapters.redis.latch import RedisLatch
 from gmall_payment.adapters.redis.seckill import RedisReservationGate
+from gmall_payment.adapters.sql.seckill import SqlSales, SqlSeckillOrders  # its tables, before create_all
 
 REDIS_URL = os.environ.get("GMALL_TEST_REDIS_URL")
 #: marker -> (the variable naming its server, its value, an example)
@@ -69,6 +84,7 @@ def redis_prefix(redis_client):
 
 
 REDIS = pytest.param("redis", marks=pytest.mark.redis)
+MARIADB = pytest.param("mariadb", marks=pytest.mark.mariadb)
 
 
 def make_gate(kind, request):
@@ -91,3 +107,48 @@ def gate(request):
 @pytest.fixture(params=["inprocess", REDIS])
 def latch(request):
     return make_latch(request.param, request)
+
+
+@dataclass
+class Shop:
+    """A store backend of ``tests/contract`` with the flash sale's stores on it."""
+
+    backend: object
+    sales: object
+    orders: object
+
+    def context(self):
+        """What a thread needs to use the stores (its own app context for SQL)."""
+        return self.backend.context()
+
+    def order(self, order_sn):
+        with self.backend.uow() as uow:
+            return uow.orders.get(order_sn)
+
+    def locks(self, order_sn):
+        with self.backend.uow() as uow:
+            return uow.stock.locks_for(order_sn)
+
+    def stock_of(self, sku_id):
+        return self.backend.stock_of(sku_id)
+
+
+@contextlib.contextmanager
+def make_shop(kind, request, tmp_path):
+    if kind == "inprocess":
+        backend = InProcessBackend()
+        yield Shop(backend, InMemorySales(backend.db), InMemorySeckillOrders(backend.db))
+        return
+    url = f"sqlite:///{tmp_path / 'seckill.db'}"
+    with contextlib.ExitStack() as stack:
+        if kind == "mariadb":
+            url = stack.enter_context(_mysql_database(request.getfixturevalue("mysql_server")))
+        backends = _sql_backend(url)
+        stack.callback(backends.close)  # drops the tables and leaves the app context
+        yield Shop(next(backends), SqlSales(), SqlSeckillOrders())
+
+
+@pytest.fixture(params=["inprocess", "sqlite", MARIADB])
+def shop(request, tmp_path):
+    with make_shop(request.param, request, tmp_path) as shop:
+        yield shop
