@@ -43,7 +43,7 @@ class SeckillOrderRow(db.Model):
 
     id = db.Column(Id, primary_key=True, autoincrement=True)
     order_sn = db.Column(String(64), nullable=False, unique=True)
-    sale_id = db.Column(Id, db.ForeignKey("sms_seckill_sale.id"), nullable=False)
+    sale_id = db.Column(Id, nullable=False)  # no foreign key: a reservation of an unknown sale is recorded abandoned
     member_id = db.Column(Id, nullable=False)
     sku_id = db.Column(Id, nullable=False)
     status = db.Column(SmallInteger, nullable=False)
