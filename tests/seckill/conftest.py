@@ -152,3 +152,15 @@ def make_shop(kind, request, tmp_path):
 def shop(request, tmp_path):
     with make_shop(request.param, request, tmp_path) as shop:
         yield shop
+
+
+@pytest.fixture(params=[
+    pytest.param(("inprocess", "inprocess"), id="inprocess"),
+    pytest.param(("redis", "sqlite"), id="redis-sqlite", marks=pytest.mark.redis),
+    pytest.param(("redis", "mariadb"), id="redis-mariadb", marks=[pytest.mark.redis, pytest.mark.mariadb]),
+])
+def stack(request, tmp_path):
+    """A gate, a latch and a shop that work together: in process, or Redis with a database."""
+    gate_kind, shop_kind = request.param
+    with make_shop(shop_kind, request, tmp_path) as shop:
+        yield make_gate(gate_kind, request), make_latch(gate_kind, request), shop
