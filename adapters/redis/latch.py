@@ -2,6 +2,13 @@
 
 from ...ports.messaging import Latch
 
+#: KEYS latch; ARGV ttl. One token, never without its expiry.
+OPEN = """
+redis.call('LPUSH', KEYS[1], 1)
+redis.call('LTRIM', KEYS[1], 0, 0)
+return redis.call('EXPIRE', KEYS[1], ARGV[1])
+"""
+
 
 class RedisLatch(Latch):
     """``wait`` is a blocking move of the list onto itself (``BLMOVE key key``): it returns as
@@ -12,14 +19,10 @@ class RedisLatch(Latch):
         self.client = client
         self.prefix = prefix
         self.ttl = ttl
+        self._open = client.register_script(OPEN)
 
     def open(self, key):
-        key = self.prefix + key
-        with self.client.pipeline() as pipe:  # MULTI/EXEC: never a token without its expiry
-            pipe.lpush(key, 1)
-            pipe.ltrim(key, 0, 0)
-            pipe.expire(key, self.ttl)
-            pipe.execute()
+        self._open(keys=[self.prefix + key], args=[self.ttl])
 
     def wait(self, key, timeout):
         key = self.prefix + key

@@ -7,6 +7,8 @@ and runs on Redis Cluster too (``<prefix>`` goes before the tag and holds no bra
     <prefix>{seckill:<sku_id>}:buyers   hash    member_id -> order_sn of the unit they hold
     <prefix>{seckill:<sku_id>}:pending  stream  sn, member, sale, at; consumer group "creators"
 
+Every call is one script, so every multi-key step is atomic, also on a cluster.
+
 The hand-off is a stream with a consumer group rather than a list: each reservation handed
 to an order creator stays in the group's pending entries until acknowledged, with its own
 idle time and delivery count, so a crashed creator's reservations go to another creator
@@ -20,7 +22,6 @@ from datetime import datetime, timedelta
 from ...core.seckill import Click, InvalidSale, Outcome, Reservation
 from ...ports.seckill import ReservationGate
 
-GROUP = "creators"
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -86,6 +87,14 @@ return taken
 """
 
 
+#: KEYS pending; ARGV receipts. Acknowledged and deleted together, or the stream would keep
+#: entries nobody will take (and ``unload`` would refuse forever).
+ACK = """
+redis.call('XACK', KEYS[1], 'creators', unpack(ARGV))
+return redis.call('XDEL', KEYS[1], unpack(ARGV))
+"""
+
+
 def _micros(moment: datetime) -> int:
     """Exact microseconds of a naive datetime, for comparisons inside the scripts."""
     return (moment - _EPOCH) // _MICROSECOND
@@ -103,8 +112,8 @@ class RedisReservationGate(ReservationGate):
             raise ValueError("the key prefix must not hold braces: they would replace the SKU's hash tag")
         self.client = client
         self.prefix = prefix
-        self._preheat, self._unload, self._reserve, self._give_back, self._take = (
-            client.register_script(script) for script in (PREHEAT, UNLOAD, RESERVE, GIVE_BACK, TAKE)
+        self._preheat, self._unload, self._reserve, self._give_back, self._take, self._ack = (
+            client.register_script(script) for script in (PREHEAT, UNLOAD, RESERVE, GIVE_BACK, TAKE, ACK)
         )
 
     def keys(self, sku_id: int) -> tuple[str, str, str]:
@@ -140,12 +149,7 @@ class RedisReservationGate(ReservationGate):
     def ack(self, sku_id, reservations):
         if not reservations:
             return
-        pending = self.keys(sku_id)[2]
-        receipts = [reservation.receipt for reservation in reservations]
-        with self.client.pipeline() as pipe:  # MULTI/EXEC: acknowledged and deleted together
-            pipe.xack(pending, GROUP, *receipts)
-            pipe.xdel(pending, *receipts)
-            pipe.execute()
+        self._ack(keys=[self.keys(sku_id)[2]], args=[reservation.receipt for reservation in reservations])
 
     def units_left(self, sku_id):
         units = self.client.hget(self.keys(sku_id)[0], "units")

@@ -6,6 +6,7 @@ work, whose transaction it would commit.
 """
 
 import contextlib
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import Index, Integer, SmallInteger, String, UniqueConstraint, func, insert, select, update
@@ -98,8 +99,7 @@ class SqlSales(SaleStore):
                 sku_id=sale.sku_id, title=sale.title, price=sale.price, units=sale.units,
                 start_time=sale.start, end_time=sale.end,
             ))
-            sale_id = result.inserted_primary_key[0]
-        return Sale(sale.sku_id, sale.title, sale.price, sale.units, sale.start, sale.end, id=sale_id)
+        return replace(sale, id=result.inserted_primary_key[0])
 
     def get(self, sale_id):
         with _transaction() as session:
