@@ -43,10 +43,6 @@ SERVICES = {
 }
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "redis: needs the Redis server named by GMALL_TEST_REDIS_URL")
-
-
 @pytest.hookimpl(trylast=True)  # after ``-m``
 def pytest_collection_modifyitems(config, items):
     """Deselect the tests of a service no URL names, or fail if every service is required."""
