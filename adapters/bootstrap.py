@@ -1,20 +1,24 @@
 """The one composition root: builds every service from settings and adapters.
 
-The web application and (later) the worker call ``bootstrap`` once; nothing here runs at
-import time, so importing the package never opens a connection.
+The web application and the Dramatiq worker (``webapp/worker.py``) call ``bootstrap`` once;
+nothing here runs at import time, so importing the package never opens a connection. The
+broker is chosen here, from settings, before any actor exists.
 """
 
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
+
+from dramatiq import Broker
 
 from ..core.fulfilment import FulfilmentService
 from ..core.outbox import OutboxRelay
 from ..core.payments import PaymentService
 from ..plugins import alipay, mockpay
-from ..ports.messaging import MessageBus
 from ..ports.providers import ProviderRegistry, make_plugin_manager
-from .inprocess.bus import InProcessBus
+from .dramatiq.actors import PERMANENT_ERRORS, DramatiqBus, StepRunner, declare_actors
+from .dramatiq.broker import BrokerSettings, DeadLetters, OutboxSweeper, make_broker
 
 #: The providers this package ships, under their entry-point names.
 BUILTIN_PROVIDERS = {"mockpay": mockpay, "alipay": alipay}
@@ -27,7 +31,10 @@ class Services:
     relay: OutboxRelay
     providers: ProviderRegistry
     plugins: object  # the pluggy PluginManager
-    bus: MessageBus
+    bus: DramatiqBus
+    broker: Broker
+    steps: StepRunner
+    settings: BrokerSettings
 
 
 def enabled_providers(settings: Mapping) -> list[str] | None:
@@ -40,17 +47,20 @@ def enabled_providers(settings: Mapping) -> list[str] | None:
 
 
 def bootstrap(settings: Mapping, uow: Callable, context: Callable = contextlib.nullcontext,
-              bus: MessageBus | None = None, plugins=None) -> Services:
+              plugins=None) -> Services:
     """Wire the services; ``context`` wraps background work (an app context for SQL)."""
     plugins = plugins or make_plugin_manager(BUILTIN_PROVIDERS)
     providers = ProviderRegistry.from_plugins(plugins, settings, enabled_providers(settings))
-    relay = OutboxRelay(uow, None)
+    config = BrokerSettings.from_settings(settings)
+    relay = OutboxRelay(uow, None, redeliver_after=timedelta(seconds=config.redeliver_seconds))
     fulfilment = FulfilmentService(uow, after_commit=relay.flush)
-    relay.bus = bus or InProcessBus(
-        lambda event: fulfilment.run(event.name, event.order_sn),
-        sweep=relay.flush,
-        context=context,
-        sweep_interval=float(settings.get("OUTBOX_SWEEP_SECONDS", 30)),
-    )
+    steps = StepRunner(fulfilment, uow, context)
+
+    def sweep():
+        with context():
+            relay.sweep()
+
+    broker = make_broker(config, [DeadLetters(steps.dead, PERMANENT_ERRORS), OutboxSweeper(sweep, config.sweep_seconds)])
+    relay.bus = DramatiqBus(broker, declare_actors(broker, steps, config), threads=config.threads)
     payments = PaymentService(uow, providers, after_commit=relay.flush)
-    return Services(payments, fulfilment, relay, providers, plugins, relay.bus)
+    return Services(payments, fulfilment, relay, providers, plugins, relay.bus, broker, steps, config)

@@ -48,3 +48,20 @@ class NotificationRejected(DomainError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class ProviderError(DomainError):
+    """The provider answered a request with an error (or not at all).
+
+    ``code`` and ``sub_code`` are the provider's own (Alipay: ``40004`` and
+    ``ACQ.TRADE_NOT_EXIST``); ``sub_code`` is empty when there was no answer.
+    """
+
+    def __init__(self, message, code="", sub_code=""):
+        super().__init__(f"{sub_code or code or 'error'}: {message}" if (sub_code or code) else message)
+        self.code = code
+        self.sub_code = sub_code
+
+
+class TradeNotFound(ProviderError):
+    """The provider has no trade with this number (never opened, or not ours)."""

@@ -124,3 +124,26 @@ class Notification:
     trade_no: str | None = None
     notify_id: str | None = None
     raw: str = ""
+
+
+@dataclass
+class NotificationRecord:
+    """One notification as received, kept whatever became of it (the notify log).
+
+    ``raw`` is the body as posted, so an operator can read it and replay it; ``verified``
+    says whether its signature held; ``outcome`` is what the payment service made of it
+    ("paid", "duplicate", ... or the rejection reason) and ``accepted`` whether the provider
+    was told ``success``.
+    """
+
+    provider: str
+    received_at: datetime
+    raw: str
+    verified: bool
+    accepted: bool
+    outcome: str
+    notify_id: str | None = None
+    out_trade_no: str | None = None
+    detail: str = ""
+    replay_of: int | None = None
+    id: int | None = None

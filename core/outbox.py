@@ -2,7 +2,9 @@
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from .fulfilment import SETTLED, STEPS_BY_EVENT
 
 log = logging.getLogger(__name__)
 
@@ -12,43 +14,99 @@ class OutboxRelay:
 
     Publishing twice is harmless because every consumer is idempotent, so the relay
     prefers sending again to losing an event: a crash after ``publish`` and before
-    ``mark_sent`` resends on the next flush.
+    ``mark_sent`` resends on the next flush, and an event whose steps left no settled
+    outcome in the fulfilment trace ``redeliver_after`` its sending is sent again (the
+    broker lost it: Redis restarted empty, a worker died holding it).
     """
 
-    def __init__(self, uow: Callable, bus, clock: Callable[[], datetime] = datetime.now, batch: int = 100):
+    #: The sweep leaves events this young to the commit that wrote them (it sends them at once).
+    SWEEP_GRACE = timedelta(seconds=5)
+
+    def __init__(self, uow: Callable, bus, clock: Callable[[], datetime] = datetime.now, batch: int = 100,
+                 redeliver_after: timedelta = timedelta(minutes=5)):
         self.uow = uow
         self.bus = bus
         self.clock = clock
         self.batch = batch
+        self.redeliver_after = redeliver_after
 
-    def flush(self) -> int:
-        """Send unsent events until none is left or the bus refuses one; return how many.
+    def flush(self, *ids: int) -> int:
+        """Send unsent events (only these ``ids`` if given) until none is left or the bus
+        refuses one; return how many were sent.
 
         Never raises: it runs right after commits that must not fail because of it, and
         whatever it could not send stays in the outbox for the next flush.
         """
+        return self._safe_flush(ids or None, None)
+
+    def sweep(self) -> int:
+        """The periodic pass: send what is left unsent (but the events written in the last
+        SWEEP_GRACE, which their own commit is sending), then what was sent but never settled."""
+        return self._safe_flush(None, self.clock() - self.SWEEP_GRACE) + self.redeliver()
+
+    def redeliver(self) -> int:
+        """Send again events sent ``redeliver_after`` ago whose steps have not all settled
+        (done, skipped or dead in the trace); mark the others settled. Never raises."""
         try:
-            return self._flush()
+            return self._redeliver()
+        except Exception:
+            log.exception("outbox redelivery failed; it is tried again on the next sweep")
+            return 0
+
+    def _safe_flush(self, ids, created_before) -> int:
+        try:
+            return self._flush(ids, created_before)
         except Exception:
             log.exception("outbox flush failed; unsent events stay in the outbox")
             return 0
 
-    def _flush(self) -> int:
+    def _flush(self, ids, created_before) -> int:
         sent = 0
         while True:
             with self.uow() as uow:
-                pending = uow.outbox.unsent(self.batch)
-            if not pending:
+                pending = uow.outbox.unsent(self.batch, ids=ids)
+            due = [m for m in pending if created_before is None or m.created_at < created_before]
+            if not due:
                 return sent
             accepted = []
             try:
-                for message in pending:
+                for message in due:
                     self.bus.publish(message.event)
                     accepted.append(message.id)
             except Exception:
-                log.exception("bus refused an event; %d left in the outbox", len(pending) - len(accepted))
+                log.exception("bus refused an event; %d left in the outbox", len(due) - len(accepted))
                 return sent + self._mark(accepted)
             sent += self._mark(accepted)
+            if len(due) < len(pending):  # the rest is younger still
+                return sent
+
+    def _redeliver(self) -> int:
+        resent = 0
+        while True:
+            with self.uow() as uow:
+                due = uow.outbox.unsettled(self.clock() - self.redeliver_after, self.batch)
+                unfinished = [message for message in due if not self._settled(uow, message.event)]
+            finished = [message.id for message in due if message not in unfinished]
+            if finished:
+                with self.uow() as uow:
+                    uow.outbox.settle(finished, self.clock())
+                    uow.commit()
+            for message in unfinished:
+                log.warning("%s of order %s was sent at %s but its steps have not finished: sending it again",
+                            message.event.name, message.event.order_sn, message.sent_at)
+                try:
+                    self.bus.publish(message.event)
+                except Exception:
+                    log.exception("bus refused a redelivery; it is tried again on the next sweep")
+                    return resent
+                resent += self._mark([message.id])
+            if len(due) < self.batch:
+                return resent
+
+    @staticmethod
+    def _settled(uow, event) -> bool:
+        outcomes = {entry.step for entry in uow.trace.for_order(event.order_sn) if entry.outcome in SETTLED}
+        return all(step in outcomes for step in STEPS_BY_EVENT[event.name])
 
     def _mark(self, ids) -> int:
         if ids:

@@ -15,29 +15,35 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-#: Fields that carry the signature and so are not part of what is signed.
+#: Fields left out of what a notification (or a return) is signed over: Alipay's notify rule.
 UNSIGNED_FIELDS = frozenset({"sign", "sign_type"})
+#: Fields left out of what a request to the gateway is signed over: there ``sign_type`` counts.
+REQUEST_UNSIGNED_FIELDS = frozenset({"sign"})
 KEY_SIZE = 2048
 
 
-def canonical_string(params: Mapping) -> str:
-    """``k1=v1&k2=v2`` over the non-empty, non-signature fields, sorted by key, values as given.
+def canonical_string(params: Mapping, unsigned: frozenset = UNSIGNED_FIELDS) -> str:
+    """``k1=v1&k2=v2`` over the non-empty fields not in ``unsigned``, sorted by key, values as given.
 
     Values are used decoded and unescaped, exactly as Alipay's verifiers do; empty values are
-    left out because Alipay leaves them out when it signs.
+    left out because Alipay leaves them out when it signs. ``unsigned`` is
+    ``UNSIGNED_FIELDS`` for notifications, ``REQUEST_UNSIGNED_FIELDS`` for requests.
     """
     return "&".join(
         f"{key}={value}"
         for key, value in sorted(params.items())
-        if key not in UNSIGNED_FIELDS and value is not None and value != ""
+        if key not in unsigned and value is not None and value != ""
     )
 
 
-def sign(params: Mapping, private_key: rsa.RSAPrivateKey) -> str:
+def sign(params: Mapping, private_key: rsa.RSAPrivateKey, unsigned: frozenset = UNSIGNED_FIELDS) -> str:
     """The base64 RSA2 signature of ``params``, for their ``sign`` field."""
-    signature = private_key.sign(
-        canonical_string(params).encode("utf-8"), padding.PKCS1v15(), hashes.SHA256()
-    )
+    return sign_text(canonical_string(params, unsigned), private_key)
+
+
+def sign_text(message: str, private_key: rsa.RSAPrivateKey) -> str:
+    """The base64 RSA2 signature of ``message`` (e.g. the JSON text of a gateway response)."""
+    signature = private_key.sign(message.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
     return base64.b64encode(signature).decode("ascii")
 
 
@@ -45,6 +51,7 @@ def verify(
     params: Mapping,
     signature: str | None,
     public_keys: rsa.RSAPublicKey | Iterable[rsa.RSAPublicKey],
+    unsigned: frozenset = UNSIGNED_FIELDS,
 ) -> bool:
     """Whether ``signature`` signs ``params`` under one of ``public_keys``.
 
@@ -52,6 +59,15 @@ def verify(
     with the old one. Anything that is not a valid signature is ``False``, never an exception,
     since the input comes from whoever posted to our callback.
     """
+    return verify_text(canonical_string(params, unsigned), signature, public_keys)
+
+
+def verify_text(
+    message: str,
+    signature: str | None,
+    public_keys: rsa.RSAPublicKey | Iterable[rsa.RSAPublicKey],
+) -> bool:
+    """Whether ``signature`` (base64) signs ``message`` under one of ``public_keys``."""
     keys = (public_keys,) if isinstance(public_keys, rsa.RSAPublicKey) else tuple(public_keys)
     try:
         raw = base64.b64decode(signature or "", validate=True)
@@ -59,10 +75,10 @@ def verify(
         return False
     if not raw:
         return False
-    message = canonical_string(params).encode("utf-8")
+    data = message.encode("utf-8")
     for key in keys:
         try:
-            key.verify(raw, message, padding.PKCS1v15(), hashes.SHA256())
+            key.verify(raw, data, padding.PKCS1v15(), hashes.SHA256())
         except InvalidSignature:
             continue
         return True
@@ -179,3 +195,8 @@ def ensure_key_pair(folder: str | os.PathLike, stem: str) -> tuple[rsa.RSAPrivat
         temp.chmod(0o644)
         os.replace(temp, public_path)
     return private_key, public_key
+
+
+def public_key_base64(public_key: rsa.RSAPublicKey) -> str:
+    """The one-line base64 body of the public key, the form Alipay's console shows and accepts."""
+    return "".join(public_pem(public_key).decode("ascii").splitlines()[1:-1])

@@ -39,6 +39,21 @@ class Checkout:
 
 
 @dataclass(frozen=True)
+class Refund:
+    """What the provider says about a refund request.
+
+    ``refunded_total`` is everything refunded on the trade so far; ``fund_change`` is False
+    when the request was a repeat of one already made (same ``request_no``): no money moved.
+    """
+
+    request_no: str
+    refund_amount: Decimal
+    refunded_total: Decimal
+    fund_change: bool
+    trade_no: str | None = None
+
+
+@dataclass(frozen=True)
 class Acknowledgement:
     """The exact response body a provider expects to stop retrying (or to retry)."""
 
@@ -54,6 +69,9 @@ class Provider(abc.ABC):
     name: str
     #: What the shopper sees on the provider's button.
     title: str
+    #: Whether the payment service must confirm a "paid" notification with ``query`` before
+    #: it marks the payment paid (a setting of the provider, off unless it says so).
+    confirm_paid_by_query: bool = False
 
     @abc.abstractmethod
     def checkout(self, payment: Payment, urls: CheckoutUrls) -> Checkout:
@@ -64,7 +82,9 @@ class Provider(abc.ABC):
         """Verify the signature and the provider's own fields, then parse.
 
         Raise ``NotificationRejected`` with a machine-readable reason for anything that
-        is not an authentic notification addressed to this shop.
+        is not an authentic notification addressed to this shop; check the signature first
+        and call a bad one ``bad_signature`` (the notify log counts any other reason as a
+        notification whose signature held).
         """
 
     @abc.abstractmethod
@@ -72,14 +92,18 @@ class Provider(abc.ABC):
         """The body that tells the provider we handled (or did not handle) the notification."""
 
     def query(self, payment: Payment) -> Notification:
-        """Ask the provider for the trade's state; the answer takes the notification's path."""
+        """Ask the provider for the trade's state; the answer takes the notification's path.
+
+        Raise ``TradeNotFound`` when the provider has no such trade, ``ProviderError`` when it
+        answers with an error or cannot be reached.
+        """
         raise NotSupported(f"{self.name} cannot query trades")
 
     def close(self, payment: Payment) -> None:
         """Close an unpaid trade at the provider."""
         raise NotSupported(f"{self.name} cannot close trades")
 
-    def refund(self, payment: Payment, amount: Decimal, request_no: str) -> None:
+    def refund(self, payment: Payment, amount: Decimal, request_no: str) -> Refund:
         """Refund ``amount``; ``request_no`` makes a repeated refund the same refund."""
         raise NotSupported(f"{self.name} cannot refund")
 

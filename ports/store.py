@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..core.events import Event
-from ..core.model import LockStatus, Order, OrderStatus, Payment, PaymentStatus, StockLock
+from ..core.model import (
+    LockStatus,
+    NotificationRecord,
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    StockLock,
+)
 
 
 class PaymentStore(abc.ABC):
@@ -87,20 +95,74 @@ class OutboxMessage:
     id: int
     event: Event
     created_at: datetime
+    sent_at: datetime | None = None
 
 
 class Outbox(abc.ABC):
     @abc.abstractmethod
-    def add(self, event: Event) -> None:
-        """Keep ``event`` to be sent once the surrounding unit of work commits."""
+    def add(self, event: Event) -> int:
+        """Keep ``event`` to be sent once the surrounding unit of work commits; return its id."""
 
     @abc.abstractmethod
-    def unsent(self, limit: int) -> list[OutboxMessage]:
-        """The oldest events not yet accepted by the broker."""
+    def unsent(self, limit: int, ids: Iterable[int] | None = None) -> list[OutboxMessage]:
+        """The oldest events not yet accepted by the broker (among ``ids``, if given)."""
 
     @abc.abstractmethod
     def mark_sent(self, ids: Iterable[int], at: datetime) -> None:
-        """Record that the broker accepted these events."""
+        """Record that the broker accepted these events (again: the latest time counts)."""
+
+    @abc.abstractmethod
+    def unsettled(self, sent_before: datetime, limit: int) -> list[OutboxMessage]:
+        """The oldest events sent before ``sent_before`` and not yet settled."""
+
+    @abc.abstractmethod
+    def settle(self, ids: Iterable[int], at: datetime) -> None:
+        """Record that these events' steps have all had their outcome: never send them again."""
+
+
+#: Longer trace details are cut to this many characters.
+DETAIL_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class TraceEntry:
+    order_sn: str
+    step: str
+    outcome: str  # core.fulfilment: DONE, SKIPPED, FAILED, DEAD
+    detail: str
+    at: datetime
+
+
+class FulfilmentTrace(abc.ABC):
+    """What each fulfilment step of an order did and when, for operators and redelivery."""
+
+    @abc.abstractmethod
+    def record(self, order_sn: str, step: str, outcome: str, detail: str = "") -> None:
+        """Add an entry (``detail`` cut to DETAIL_LENGTH), timed by the store's clock."""
+
+    @abc.abstractmethod
+    def for_order(self, order_sn: str) -> list[TraceEntry]:
+        """The order's entries, oldest first."""
+
+
+class NotificationLog(abc.ABC):
+    """Every provider notification received, accepted or not (see ``NotificationRecord``)."""
+
+    @abc.abstractmethod
+    def add(self, record: NotificationRecord) -> NotificationRecord:
+        """Keep ``record``; return it with its id."""
+
+    @abc.abstractmethod
+    def get(self, record_id: int) -> NotificationRecord | None:
+        """The record with this id, or None."""
+
+    @abc.abstractmethod
+    def accepted(self, provider: str, notify_id: str) -> NotificationRecord | None:
+        """The first record of this provider's ``notify_id`` that was answered ``success``."""
+
+    @abc.abstractmethod
+    def recent(self, limit: int, provider: str | None = None) -> list[NotificationRecord]:
+        """The latest records, newest first, of one provider or all."""
 
 
 class UnitOfWork(abc.ABC):
@@ -111,6 +173,8 @@ class UnitOfWork(abc.ABC):
     stock: StockStore
     points: PointsStore
     outbox: Outbox
+    notifications: NotificationLog
+    trace: FulfilmentTrace
 
     def __enter__(self):
         return self

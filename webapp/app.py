@@ -7,6 +7,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from ..adapters.bootstrap import bootstrap
+from ..adapters.sql.engine import prepare_engine
 from ..adapters.sql.models import db
 from ..adapters.sql.store import SqlUnitOfWork
 from . import api, callbacks, cli, payment, settings, storefront
@@ -22,12 +23,17 @@ def create_app(test_config=None) -> Flask:
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     settings.load(app, test_config)
     db.init_app(app)
+    with app.app_context():
+        prepare_engine(db.engine)
     csrf.init_app(app)
     for blueprint in (storefront.bp, payment.bp, callbacks.bp, api.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(callbacks.bp)  # providers prove themselves by signature, not by a form token
     cli.register(app)
     app.extensions["gmall"] = bootstrap(app.config, SqlUnitOfWork, context=app.app_context)
+    # The embedded default's in-process worker (and its outbox sweep) starts with the first
+    # request, not with every CLI command; on Redis this does nothing.
+    app.before_request(app.extensions["gmall"].bus.start)
     if app.config["SANDBOXES"]:
         _mount_sandboxes(app)
     return app

@@ -1,11 +1,23 @@
 """The ``gmall-payment`` command: Flask's CLI (run, shell, routes) plus the shop's own commands."""
 
+import sys
+
 import click
+from dramatiq import cli as dramatiq_cli
+from dramatiq.errors import ConnectionFailed
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from ..adapters.dramatiq.broker import ensure_reachable
 from ..adapters.sql import demo
 from ..adapters.sql.models import db
+from ..core.fulfilment import ALL_STEPS
+from .provider_cli import alipay_sandbox, notifications
+
+#: What ``dramatiq`` imports in each worker process (see webapp/worker.py).
+WORKER_MODULE = "gmall_payment.webapp.worker"
+#: dramatiq's exit code for "broker connection failed".
+EXIT_BROKER_UNREACHABLE = dramatiq_cli.RET_CONNECT
 
 
 @click.command("init-db")
@@ -37,8 +49,55 @@ def providers():
         click.echo(f"provider {provider.name}: {provider.title}")
 
 
+@click.command("worker", context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("dramatiq_args", nargs=-1, type=click.UNPROCESSED)
+@with_appcontext
+def worker(dramatiq_args):
+    """Run Dramatiq worker processes on GMALL_REDIS_URL.
+
+    Extra arguments go to `dramatiq` (e.g. --processes 2 --threads 8; --help lists them).
+    Exits with 3 when Redis is unreachable.
+    """
+    settings = current_app.extensions["gmall"].settings
+    if not settings.redis_url:
+        raise click.UsageError(
+            "GMALL_REDIS_URL is not set: workers need Redis (e.g. redis://127.0.0.1:6379/0); "
+            "the embedded default runs its worker inside `gmall-payment run`"
+        )
+    if "--help" not in dramatiq_args:
+        try:
+            ensure_reachable(settings.redis_url)
+        except ConnectionFailed as error:
+            click.echo(f"gmall-payment worker: {error}", err=True)
+            sys.exit(EXIT_BROKER_UNREACHABLE)
+    args = dramatiq_cli.make_argument_parser().parse_args([WORKER_MODULE, *dramatiq_args])
+    sys.exit(dramatiq_cli.main(args))
+
+
+@click.command("replay")
+@click.argument("step", type=click.Choice(ALL_STEPS))
+@click.argument("order_sn")
+@with_appcontext
+def replay(step, order_sn):
+    """Run one fulfilment step of an order again, now (after it was dead-lettered).
+
+    Safe whatever its state: a step already in effect is only traced as skipped.
+    """
+    services = current_app.extensions["gmall"]
+    try:
+        changed = services.steps.run(step, order_sn)
+    except Exception as error:
+        click.echo(f"{step}({order_sn}) failed again: {type(error).__name__}: {error}", err=True)
+        sys.exit(1)
+    finally:
+        if services.bus.in_process:
+            services.bus.join()  # what the step published runs here before the command exits
+            services.bus.close()
+    click.echo(f"{step}({order_sn}): {'done' if changed else 'skipped, it was already in effect'}")
+
+
 def register(app):
-    for command in (init_db, seed_demo, providers):
+    for command in (init_db, seed_demo, providers, notifications, alipay_sandbox, worker, replay):
         app.cli.add_command(command)
 
 

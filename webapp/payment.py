@@ -36,6 +36,12 @@ def returned(provider):
     return render_template("pay_result.html", order=order, provider=provider)
 
 
+@bp.get("/pay/ok")
+def alipay_returned():
+    """The seed's return_url for Alipay, beside ``/pay/return/alipay``."""
+    return returned("alipay")
+
+
 def _urls(provider) -> CheckoutUrls:
     base = current_app.config["PUBLIC_URL"].rstrip("/")
 

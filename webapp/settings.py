@@ -22,7 +22,13 @@ def defaults(instance_path: str) -> dict:
         "PUBLIC_URL": "",
         # Serve sandbox providers' sites (mockpay's cashier) inside the shop.
         "SANDBOXES": True,
+        # Dramatiq's broker: redis://127.0.0.1:6379/0 in production; empty means in-process.
+        "REDIS_URL": "",
+        "REDIS_NAMESPACE": "gmall",
+        # Every OUTBOX_SWEEP_SECONDS each worker sends what the outbox still holds, and again
+        # what was sent OUTBOX_REDELIVER_SECONDS ago but whose steps never finished.
         "OUTBOX_SWEEP_SECONDS": 30,
+        "OUTBOX_REDELIVER_SECONDS": 300,
     }
 
 

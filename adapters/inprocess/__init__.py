@@ -1,1 +1,1 @@
-"""In-process adapters: for unit tests and for the embedded one-process shop."""
+"""In-process adapters: the store for unit tests (the embedded shop runs Dramatiq in-process)."""

@@ -10,14 +10,18 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ...core.model import LockStatus, Order, Payment, StockLock
+from ...core.model import LockStatus, NotificationRecord, Order, Payment, StockLock
 from ...ports.store import (
+    DETAIL_LENGTH,
+    FulfilmentTrace,
+    NotificationLog,
     OrderStore,
     Outbox,
     OutboxMessage,
     PaymentStore,
     PointsStore,
     StockStore,
+    TraceEntry,
     UnitOfWork,
 )
 
@@ -49,7 +53,9 @@ class Tables:
     skus: dict = field(default_factory=dict)  # sku_id -> Sku
     members: dict = field(default_factory=dict)  # id -> Member
     ledger: set = field(default_factory=set)  # order_sn awarded
-    outbox: dict = field(default_factory=dict)  # id -> [OutboxMessage, sent_at]
+    outbox: dict = field(default_factory=dict)  # id -> [OutboxMessage, sent_at, settled_at]
+    trace: dict = field(default_factory=dict)  # id -> TraceEntry
+    notifications: dict = field(default_factory=dict)  # id -> NotificationRecord
 
 
 class InMemoryDatabase:
@@ -102,6 +108,8 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.stock = _StockView(self)
         self.points = _PointsView(self)
         self.outbox = _OutboxView(self)
+        self.notifications = _NotificationView(self)
+        self.trace = _TraceView(self)
 
     def __enter__(self):
         self.db.lock.acquire()
@@ -252,13 +260,67 @@ class _OutboxView(Outbox):
     def add(self, event):
         message_id = self.uow.db.next_id()
         self.uow.touch("outbox", message_id)
-        self.uow.t.outbox[message_id] = [OutboxMessage(message_id, event, self.uow.now()), None]
+        self.uow.t.outbox[message_id] = [OutboxMessage(message_id, event, self.uow.now()), None, None]
+        return message_id
 
-    def unsent(self, limit):
-        waiting = [m for m, sent in self.uow.t.outbox.values() if sent is None]
-        return sorted(waiting, key=lambda m: m.id)[:limit]
+    def _messages(self, keep):
+        rows = sorted(self.uow.t.outbox.values(), key=lambda row: row[0].id)
+        return [replace(message, sent_at=sent) for message, sent, settled in rows if keep(message, sent, settled)]
+
+    def unsent(self, limit, ids=None):
+        wanted = None if ids is None else set(ids)
+        return self._messages(lambda m, sent, _: sent is None and (wanted is None or m.id in wanted))[:limit]
 
     def mark_sent(self, ids, at):
         for message_id in ids:
             self.uow.touch("outbox", message_id)
             self.uow.t.outbox[message_id][1] = at
+
+    def unsettled(self, sent_before, limit):
+        return self._messages(lambda _, sent, settled: sent is not None and sent < sent_before and settled is None)[:limit]
+
+    def settle(self, ids, at):
+        for message_id in ids:
+            self.uow.touch("outbox", message_id)
+            self.uow.t.outbox[message_id][2] = at
+
+
+class _TraceView(FulfilmentTrace):
+    def __init__(self, uow):
+        self.uow = uow
+
+    def record(self, order_sn, step, outcome, detail=""):
+        entry_id = self.uow.db.next_id()
+        self.uow.touch("trace", entry_id)
+        self.uow.t.trace[entry_id] = TraceEntry(order_sn, step, outcome, detail[:DETAIL_LENGTH], self.uow.now())
+
+    def for_order(self, order_sn):
+        return [entry for _, entry in sorted(self.uow.t.trace.items()) if entry.order_sn == order_sn]
+
+class _NotificationView(NotificationLog):
+    def __init__(self, uow):
+        self.uow = uow
+
+    def add(self, record: NotificationRecord) -> NotificationRecord:
+        stored = replace(record, id=self.uow.db.next_id())
+        self.uow.touch("notifications", stored.id)
+        self.uow.t.notifications[stored.id] = stored
+        return copy.copy(stored)
+
+    def get(self, record_id):
+        record = self.uow.t.notifications.get(record_id)
+        return copy.copy(record)
+
+    def accepted(self, provider, notify_id):
+        return next(
+            (
+                copy.copy(r)
+                for _, r in sorted(self.uow.t.notifications.items())
+                if r.accepted and (r.provider, r.notify_id) == (provider, notify_id)
+            ),
+            None,
+        )
+
+    def recent(self, limit, provider=None):
+        records = [r for r in self.uow.t.notifications.values() if provider is None or r.provider == provider]
+        return [copy.copy(r) for r in sorted(records, key=lambda r: r.id, reverse=True)[:limit]]

@@ -1,5 +1,6 @@
 """Engine options per database, for ``SQLALCHEMY_ENGINE_OPTIONS``."""
 
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 
@@ -17,3 +18,25 @@ def engine_options(url) -> dict:
     if backend == "sqlite":
         return {"connect_args": {"timeout": 30}}
     return {}
+
+
+def prepare_engine(engine) -> None:
+    """Make SQLite take its write lock when a transaction begins (``BEGIN IMMEDIATE``).
+
+    pysqlite begins transactions lazily, so two transactions that both read and then
+    write can deadlock on the lock upgrade, and SQLite then fails one of them at once
+    ("database is locked") instead of letting it wait. Taking the lock up front makes every
+    writer wait its turn within the busy timeout; WAL keeps readers from blocking the writer.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _autocommit_driver(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # SQLAlchemy, not the driver, begins transactions
+        if engine.url.database not in (None, "", ":memory:"):
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

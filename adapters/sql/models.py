@@ -8,6 +8,7 @@ from decimal import Decimal
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Index,
     Integer,
@@ -20,6 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from ...ports.store import DETAIL_LENGTH
 
 
 class DecimalText(TypeDecorator):
@@ -155,11 +158,47 @@ class OutboxEvent(db.Model):
     """Events written with the change that caused them, sent after commit by the relay."""
 
     __tablename__ = "outbox_event"
-    __table_args__ = (Index("ix_outbox_unsent", "sent_time", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_unsent", "sent_time", "id"),
+        Index("ix_outbox_unsettled", "settled_time", "sent_time"),
+    )
 
     id = db.Column(Id, primary_key=True, autoincrement=True)
     name = db.Column(String(64), nullable=False)
     order_sn = db.Column(String(64), nullable=False, index=True)
     payload = db.Column(Text, nullable=False)
     create_time = db.Column(Timestamp, nullable=False)
-    sent_time = db.Column(Timestamp)
+    sent_time = db.Column(Timestamp, comment="when the broker last accepted it")
+    settled_time = db.Column(Timestamp, comment="when every step it triggers was seen done, skipped or dead")
+
+
+class FulfilmentTrace(db.Model):
+    """What each fulfilment step of an order did and when: done, skipped, failed or dead."""
+
+    __tablename__ = "fulfilment_trace"
+
+    id = db.Column(Id, primary_key=True, autoincrement=True)
+    order_sn = db.Column(String(64), nullable=False, index=True)
+    step = db.Column(String(32), nullable=False)
+    outcome = db.Column(String(16), nullable=False)
+    detail = db.Column(String(DETAIL_LENGTH), nullable=False, default="")
+    at = db.Column(Timestamp, nullable=False)
+
+
+class PaymentNotification(db.Model):
+    """Every provider notification received (the notify log): raw body, verdict, outcome."""
+
+    __tablename__ = "payment_notification"
+    __table_args__ = (Index("ix_notification_notify_id", "provider", "notify_id"),)
+
+    id = db.Column(Id, primary_key=True, autoincrement=True)
+    provider = db.Column(String(32), nullable=False)
+    notify_id = db.Column(String(128))
+    out_trade_no = db.Column(String(64), index=True)
+    received_at = db.Column(Timestamp, nullable=False)
+    verified = db.Column(Boolean, nullable=False)
+    accepted = db.Column(Boolean, nullable=False)
+    outcome = db.Column(String(32), nullable=False)
+    detail = db.Column(Text)
+    replay_of = db.Column(Id)
+    raw = db.Column(Text, nullable=False)

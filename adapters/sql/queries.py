@@ -2,8 +2,19 @@
 
 from sqlalchemy import select
 
+from ...core.fulfilment import ALL_STEPS, DEAD, DONE, SKIPPED
 from ...core.model import LockStatus, OrderStatus, PaymentStatus
-from .models import Member, Order, PaymentInfo, PointsLedger, StockLock, WareSku, db
+from .models import (
+    FulfilmentTrace,
+    Member,
+    Order,
+    OutboxEvent,
+    PaymentInfo,
+    PointsLedger,
+    StockLock,
+    WareSku,
+    db,
+)
 
 
 def member(member_id):
@@ -57,7 +68,47 @@ def order_view(order_sn) -> dict | None:
         ],
         "points_awarded": award is not None,
         "payments": payments_of(order_sn),
+        **fulfilment_of(order_sn),
     }
+
+
+def _time(value):
+    return value.isoformat() if value else None
+
+
+def trace_of(order_sn) -> list[dict]:
+    """Every entry of the order's fulfilment trace, oldest first."""
+    rows = db.session.scalars(
+        select(FulfilmentTrace).where(FulfilmentTrace.order_sn == order_sn).order_by(FulfilmentTrace.id)
+    )
+    return [{"step": t.step, "outcome": t.outcome, "detail": t.detail, "at": _time(t.at)} for t in rows]
+
+
+def events_of(order_sn) -> list[dict]:
+    """The order's outbox events: when written, last sent, and seen settled."""
+    rows = db.session.scalars(select(OutboxEvent).where(OutboxEvent.order_sn == order_sn).order_by(OutboxEvent.id))
+    return [
+        {"name": e.name, "created": _time(e.create_time), "sent": _time(e.sent_time), "settled": _time(e.settled_time)}
+        for e in rows
+    ]
+
+
+def fulfilment_of(order_sn, trace=None) -> dict:
+    """Where each step stands: done or skipped (in effect), failed (being retried), dead
+    (dead-lettered: the order is stuck until replayed) or pending (not run yet)."""
+    trace = trace_of(order_sn) if trace is None else trace
+    steps = []
+    for step in ALL_STEPS:
+        entries = [entry for entry in trace if entry["step"] == step]
+        settled = [entry for entry in entries if entry["outcome"] in (DONE, SKIPPED)]
+        if settled:
+            current = settled[0]
+        elif entries:
+            current = entries[-1]
+        else:
+            current = {"outcome": "pending", "at": None, "detail": ""}
+        steps.append({"step": step, "state": current["outcome"], "at": current["at"], "detail": current["detail"]})
+    return {"fulfilment": steps, "stuck": any(step["state"] == DEAD for step in steps)}
 
 
 def member_orders(member_id) -> list[dict]:

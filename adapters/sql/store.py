@@ -8,7 +8,7 @@ loses a race.
 """
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -16,15 +16,28 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ...core.events import Event
-from ...core.model import LockStatus, Order, OrderItem, OrderStatus, Payment, PaymentStatus, StockLock
+from ...core.model import (
+    LockStatus,
+    NotificationRecord,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    StockLock,
+)
 from ...core.money import CENT
 from ...ports.store import (
+    DETAIL_LENGTH,
+    FulfilmentTrace,
+    NotificationLog,
     OrderStore,
     Outbox,
     OutboxMessage,
     PaymentStore,
     PointsStore,
     StockStore,
+    TraceEntry,
     UnitOfWork,
 )
 from . import models
@@ -38,6 +51,8 @@ wms_stock_lock = models.StockLock.__table__
 ums_member = models.Member.__table__
 ums_points_ledger = models.PointsLedger.__table__
 outbox_event = models.OutboxEvent.__table__
+payment_notification = models.PaymentNotification.__table__
+fulfilment_trace = models.FulfilmentTrace.__table__
 
 #: ums_points_ledger.kind of the points an order earns on payment.
 AWARD = "award"
@@ -111,6 +126,8 @@ class SqlUnitOfWork(UnitOfWork):
         self.stock = _StockView(self)
         self.points = _PointsView(self)
         self.outbox = _OutboxView(self)
+        self.notifications = _NotificationView(self)
+        self.trace = _TraceView(self)
 
     def commit(self):
         self.session.commit()
@@ -248,7 +265,7 @@ class _PointsView(_View, PointsStore):
 
 class _OutboxView(_View, Outbox):
     def add(self, event):
-        self.session.execute(
+        result = self.session.execute(
             insert(outbox_event).values(
                 name=event.name,
                 order_sn=event.order_sn,
@@ -256,12 +273,80 @@ class _OutboxView(_View, Outbox):
                 create_time=self.uow.clock(),
             )
         )
+        return result.inserted_primary_key[0]
 
-    def unsent(self, limit):
-        rows = self.session.execute(
-            select(outbox_event).where(outbox_event.c.sent_time.is_(None)).order_by(outbox_event.c.id).limit(limit)
-        )
-        return [OutboxMessage(r.id, Event(**json.loads(r.payload)), r.create_time) for r in rows]
+    def _messages(self, *where, limit):
+        rows = self.session.execute(select(outbox_event).where(*where).order_by(outbox_event.c.id).limit(limit))
+        return [OutboxMessage(r.id, Event(**json.loads(r.payload)), r.create_time, r.sent_time) for r in rows]
+
+    def unsent(self, limit, ids=None):
+        c = outbox_event.c
+        return self._messages(c.sent_time.is_(None), *([] if ids is None else [c.id.in_(list(ids))]), limit=limit)
 
     def mark_sent(self, ids, at):
         self.session.execute(update(outbox_event).where(outbox_event.c.id.in_(list(ids))).values(sent_time=at))
+
+    def unsettled(self, sent_before, limit):
+        c = outbox_event.c
+        return self._messages(c.settled_time.is_(None), c.sent_time < sent_before, limit=limit)
+
+    def settle(self, ids, at):
+        self.session.execute(update(outbox_event).where(outbox_event.c.id.in_(list(ids))).values(settled_time=at))
+
+
+class _TraceView(_View, FulfilmentTrace):
+    def record(self, order_sn, step, outcome, detail=""):
+        self.session.execute(
+            insert(fulfilment_trace).values(
+                order_sn=order_sn, step=step, outcome=outcome, detail=detail[:DETAIL_LENGTH], at=self.uow.clock()
+            )
+        )
+
+    def for_order(self, order_sn):
+        c = fulfilment_trace.c
+        rows = self.session.execute(select(fulfilment_trace).where(c.order_sn == order_sn).order_by(c.id))
+        return [TraceEntry(r.order_sn, r.step, r.outcome, r.detail, r.at) for r in rows]
+
+def _notification(row) -> NotificationRecord:
+    return NotificationRecord(
+        id=row.id,
+        provider=row.provider,
+        received_at=row.received_at,
+        raw=row.raw,
+        verified=bool(row.verified),
+        accepted=bool(row.accepted),
+        outcome=row.outcome,
+        notify_id=row.notify_id,
+        out_trade_no=row.out_trade_no,
+        detail=row.detail or "",
+        replay_of=row.replay_of,
+    )
+
+
+class _NotificationView(_View, NotificationLog):
+    def add(self, record):
+        values = asdict(record)
+        del values["id"]
+        result = self.session.execute(insert(payment_notification).values(values))
+        return replace(record, id=result.inserted_primary_key[0])
+
+    def get(self, record_id):
+        row = self.session.execute(select(payment_notification).where(payment_notification.c.id == record_id)).first()
+        return None if row is None else _notification(row)
+
+    def accepted(self, provider, notify_id):
+        c = payment_notification.c
+        row = self.session.execute(
+            select(payment_notification)
+            .where(c.provider == provider, c.notify_id == notify_id, c.accepted.is_(True))
+            .order_by(c.id)
+            .limit(1)
+        ).first()
+        return None if row is None else _notification(row)
+
+    def recent(self, limit, provider=None):
+        c = payment_notification.c
+        query = select(payment_notification).order_by(c.id.desc()).limit(limit)
+        if provider is not None:
+            query = query.where(c.provider == provider)
+        return [_notification(row) for row in self.session.execute(query)]

@@ -4,14 +4,13 @@ Both are built from the same settings and so find the same key pair: the sandbox
 its private key what the provider verifies with the public one.
 """
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .. import signing
+from ..sitekit import parse_schedule, seconds
 
 #: Where the web application mounts the sandbox (``gmall_payment_sandbox_apps``).
 SANDBOX_PREFIX = "/mockpay"
@@ -19,25 +18,6 @@ DEFAULT_APP_ID = "mockpay-sandbox"
 DEFAULT_CASHIER_URL = f"{SANDBOX_PREFIX}/cashier"
 DEFAULT_NOTIFY_SCHEDULE = "0,1,2,5,10,30"
 DEFAULT_LATE_SECONDS = 5
-
-
-def _seconds(value, key: str) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{key}: {value!r} is not a number of seconds") from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{key}: {value!r} is not a number of seconds >= 0")
-    return seconds
-
-
-def parse_schedule(value, key: str = "MOCKPAY_NOTIFY_SCHEDULE") -> tuple[float, ...]:
-    """Waits in seconds before each delivery attempt, from ``"0,1,2"`` or a list of numbers."""
-    items = value.split(",") if isinstance(value, str) else value
-    schedule = tuple(_seconds(item, key) for item in items)
-    if not schedule:
-        raise ValueError(f"{key} must list at least one wait")
-    return schedule
 
 
 @dataclass(frozen=True)
@@ -57,8 +37,10 @@ class MockpayConfig:
         return cls(
             app_id=settings.get("MOCKPAY_APP_ID") or DEFAULT_APP_ID,
             cashier_url=settings.get("MOCKPAY_CASHIER_URL") or DEFAULT_CASHIER_URL,
-            notify_schedule=parse_schedule(settings.get("MOCKPAY_NOTIFY_SCHEDULE", DEFAULT_NOTIFY_SCHEDULE)),
-            late_seconds=_seconds(
+            notify_schedule=parse_schedule(
+                settings.get("MOCKPAY_NOTIFY_SCHEDULE", DEFAULT_NOTIFY_SCHEDULE), "MOCKPAY_NOTIFY_SCHEDULE"
+            ),
+            late_seconds=seconds(
                 settings.get("MOCKPAY_LATE_SECONDS", DEFAULT_LATE_SECONDS), "MOCKPAY_LATE_SECONDS"
             ),
             public_key_file=settings.get("MOCKPAY_PUBLIC_KEY_FILE") or None,
@@ -97,22 +79,3 @@ class MockpayConfig:
     def public_key(self):
         """What the provider verifies notifications with."""
         return self.key_pair[1]
-
-
-def require_absolute_url(name: str, url: str) -> str:
-    """``url`` if it is an absolute http(s) URL, else ValueError.
-
-    The sandbox posts notifications from a background thread with no request to resolve a
-    relative URL against, so the shop must pass absolute ones (as Alipay requires too).
-    """
-    parts = urlsplit(url or "")
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{name} must be an absolute http(s) URL, got {url!r}")
-    return url
-
-
-def with_query(url: str, params: Mapping[str, str]) -> str:
-    """``url`` with ``params`` added to whatever query it already has."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
-    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -5,24 +5,14 @@ acknowledgement) so that the notification path the shop exercises here is the on
 with Alipay.
 """
 
-import json
 from collections.abc import Mapping
 
-from ...core.errors import InvalidAmount, NotificationRejected
-from ...core.model import Notification, Payment, TradeStatus
-from ...core.money import format_amount, to_amount
+from ...core.model import Notification, Payment
+from ...core.money import format_amount
 from ...ports.providers import Acknowledgement, Checkout, CheckoutUrls, Provider
-from .. import signing
-from .common import MockpayConfig, require_absolute_url, with_query
-
-#: Alipay's trade_status values, in our words.
-TRADE_STATUSES = {
-    "TRADE_SUCCESS": TradeStatus.PAID,
-    "TRADE_FINISHED": TradeStatus.PAID,
-    "TRADE_CLOSED": TradeStatus.CLOSED,
-    "WAIT_BUYER_PAY": TradeStatus.PENDING,
-}
-REQUIRED_FIELDS = ("app_id", "out_trade_no", "trade_no", "total_amount", "trade_status", "notify_id")
+from ..protocol import ACCEPTED, REFUSED, parse_notification
+from ..sitekit import require_absolute_url, with_query
+from .common import MockpayConfig
 
 
 class MockpayProvider(Provider):
@@ -46,28 +36,7 @@ class MockpayProvider(Provider):
         return Checkout(redirect_url=with_query(self.config.cashier_url, params))
 
     def parse_notification(self, params: Mapping[str, str]) -> Notification:
-        if not signing.verify(params, params.get("sign"), self.config.public_key):
-            raise NotificationRejected("bad_signature")
-        missing = [name for name in REQUIRED_FIELDS if not params.get(name)]
-        if missing:
-            raise NotificationRejected("malformed", "missing " + ", ".join(missing))
-        if params["app_id"] != self.config.app_id:
-            raise NotificationRejected("wrong_app", params["app_id"])
-        try:
-            total_amount = to_amount(params["total_amount"])
-        except InvalidAmount as error:
-            raise NotificationRejected("malformed", str(error)) from None
-        status = TRADE_STATUSES.get(params["trade_status"])
-        if status is None:
-            raise NotificationRejected("unknown_status", params["trade_status"])
-        return Notification(
-            out_trade_no=params["out_trade_no"],
-            total_amount=total_amount,
-            status=status,
-            trade_no=params["trade_no"],
-            notify_id=params["notify_id"],
-            raw=json.dumps(dict(params), ensure_ascii=False, sort_keys=True),
-        )
+        return parse_notification(params, [self.config.public_key], self.config.app_id)
 
     def acknowledge(self, accepted: bool) -> Acknowledgement:
-        return Acknowledgement("success" if accepted else "failure")
+        return Acknowledgement(ACCEPTED if accepted else REFUSED)

@@ -7,23 +7,17 @@ unreachable server fails the run rather than passing with less tested.
 """
 
 import contextlib
-import os
-import uuid
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, func, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select
+from support.mariadb import MYSQL_URL, REQUIRE_SERVICES, mysql_database, mysql_server  # noqa: F401 (a fixture)
 
 from gmall_payment.adapters.inprocess.store import InMemoryDatabase
 from gmall_payment.adapters.sql import fixtures
-from gmall_payment.adapters.sql.engine import engine_options
+from gmall_payment.adapters.sql.engine import engine_options, prepare_engine
 from gmall_payment.adapters.sql.models import Member, PointsLedger, WareSku, db
 from gmall_payment.adapters.sql.store import SqlUnitOfWork
-
-MYSQL_URL = os.environ.get("GMALL_TEST_MYSQL_URL")
-REQUIRE_SERVICES = os.environ.get("GMALL_REQUIRE_SERVICES") == "1"
 
 
 def pytest_configure(config):
@@ -86,6 +80,8 @@ class SqlBackend:
 
     def __init__(self, app):
         self.app = app
+        # SQLite transactions take the write lock as they begin (prepare_engine): they take turns.
+        self.concurrent = db.engine.dialect.name != "sqlite"
 
     def context(self):
         """What a thread needs to use the store: its own app context, hence its own session."""
@@ -111,6 +107,7 @@ def _sql_backend(url: str):
     app.config.update(SQLALCHEMY_DATABASE_URI=url, SQLALCHEMY_ENGINE_OPTIONS=engine_options(url))
     db.init_app(app)
     with app.app_context():
+        prepare_engine(db.engine)
         db.create_all()
         try:
             yield SqlBackend(app)
@@ -120,42 +117,6 @@ def _sql_backend(url: str):
             db.engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def mysql_server():
-    """An engine on the server (no database); unreachable fails if services are required."""
-    engine = create_engine(MYSQL_URL, isolation_level="AUTOCOMMIT")
-    reason = _unreachable(engine)
-    if reason:
-        message = f"MariaDB at {MYSQL_URL} is unreachable: {reason}"
-        if REQUIRE_SERVICES:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    yield engine
-    engine.dispose()
-
-
-def _unreachable(engine) -> str | None:
-    """Why the server does not answer, or None; outside ``except`` so a failure reads short."""
-    try:
-        engine.connect().close()
-    except OperationalError as error:
-        return str(error.orig)
-    return None
-
-
-@contextlib.contextmanager
-def _mysql_database(server):
-    """A fresh database with a random name, dropped afterwards whatever happened."""
-    name = f"gmall_test_{uuid.uuid4().hex[:12]}"
-    with server.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    try:
-        yield make_url(MYSQL_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with server.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE `{name}`")
-
-
 @pytest.fixture(params=["inprocess", "sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
 def backend(request, tmp_path):
     if request.param == "inprocess":
@@ -163,5 +124,5 @@ def backend(request, tmp_path):
     elif request.param == "sqlite":
         yield from _sql_backend(f"sqlite:///{tmp_path / 'store.db'}")
     else:
-        with _mysql_database(request.getfixturevalue("mysql_server")) as url:
+        with mysql_database(request.getfixturevalue("mysql_server")) as url:
             yield from _sql_backend(url)

@@ -8,7 +8,16 @@ from decimal import Decimal
 import pytest
 
 from gmall_payment.core import events
-from gmall_payment.core.model import LockStatus, Order, OrderItem, OrderStatus, Payment, PaymentStatus
+from gmall_payment.core.model import (
+    LockStatus,
+    NotificationRecord,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+)
+from gmall_payment.ports.store import DETAIL_LENGTH
 
 MEMBER = 7
 SN = "202405011230450001"
@@ -276,6 +285,117 @@ def test_outbox_oldest_first_until_sent(shop):
     assert first_two[0].event.data == {"provider": "alipay", "trade_no": "T1", "amount": "123.45"}
 
 
+# the notify log
+
+
+def a_record(provider="alipay", notify_id="N1", accepted=True, **fields) -> NotificationRecord:
+    values = {
+        "received_at": CREATED,
+        "raw": "notify_id=N1&subject=%E6%89%8B%E6%9C%BA&sign=abc%2B%2F%3D",
+        "verified": True,
+        "outcome": "paid" if accepted else "amount_mismatch",
+        "out_trade_no": SN,
+        **fields,
+    }
+    return NotificationRecord(provider=provider, notify_id=notify_id, accepted=accepted, **values)
+
+
+def test_notification_log_keeps_every_record_as_given(shop):
+    with shop.uow() as uow:
+        first = uow.notifications.add(a_record(detail="", replay_of=None))
+        second = uow.notifications.add(a_record(notify_id=None, accepted=False, verified=False, detail="x" * 500,
+                                                raw="a=" + "长" * 5000, replay_of=first.id))
+        uow.commit()
+
+    assert first.id is not None and second.id is not None and first.id != second.id
+    assert read(shop, lambda uow: uow.notifications.get(first.id)) == first
+    assert read(shop, lambda uow: uow.notifications.get(second.id)) == second
+    assert read(shop, lambda uow: uow.notifications.get(second.id + 1000)) is None
+
+
+def test_notification_log_finds_the_first_accepted_copy_of_a_notify_id(shop):
+    with shop.uow() as uow:
+        uow.notifications.add(a_record(notify_id="N1", accepted=False))
+        accepted = uow.notifications.add(a_record(notify_id="N1"))
+        uow.notifications.add(a_record(notify_id="N1", outcome="duplicate"))
+        uow.notifications.add(a_record(provider="mockpay", notify_id="N2"))
+        uow.commit()
+
+    assert read(shop, lambda uow: uow.notifications.accepted("alipay", "N1")) == accepted
+    assert read(shop, lambda uow: uow.notifications.accepted("mockpay", "N1")) is None
+    assert read(shop, lambda uow: uow.notifications.accepted("alipay", "N2")) is None
+
+
+def test_notification_log_lists_newest_first(shop):
+    with shop.uow() as uow:
+        ids = [uow.notifications.add(a_record(provider=p, notify_id=f"N{i}")).id
+               for i, p in enumerate(["alipay", "mockpay", "alipay", "alipay"])]
+        uow.commit()
+
+    assert [r.id for r in read(shop, lambda uow: uow.notifications.recent(10))] == ids[::-1]
+    assert [r.id for r in read(shop, lambda uow: uow.notifications.recent(2, "alipay"))] == [ids[3], ids[2]]
+    assert read(shop, lambda uow: uow.notifications.recent(5, "wechat")) == []
+
+
+# the outbox's redelivery
+
+
+def test_outbox_add_returns_the_id_unsent_selects_by(shop):
+    with shop.uow() as uow:
+        ids = [uow.outbox.add(events.order_paid(sn)) for sn in (SN, OTHER_SN, "third")]
+        uow.commit()
+
+    assert len(set(ids)) == 3 and all(isinstance(i, int) for i in ids)
+    chosen = read(shop, lambda uow: uow.outbox.unsent(10, ids=[ids[2], ids[0]]))
+    assert [(m.id, m.event.order_sn, m.sent_at) for m in chosen] == [(ids[0], SN, None), (ids[2], "third", None)]
+    assert read(shop, lambda uow: uow.outbox.unsent(10, ids=[])) == []
+
+
+def test_outbox_unsettled_are_the_sent_ones_until_settled(shop):
+    with shop.uow() as uow:
+        early, late, never = (uow.outbox.add(events.order_paid(sn)) for sn in (SN, OTHER_SN, "third"))
+        uow.outbox.mark_sent([early], datetime(2024, 5, 1, 12, 0))
+        uow.outbox.mark_sent([late], datetime(2024, 5, 1, 12, 10))
+        uow.commit()
+
+    def unsettled(before):
+        return [(m.id, m.sent_at) for m in read(shop, lambda uow: uow.outbox.unsettled(before, 10))]
+
+    assert unsettled(datetime(2024, 5, 1, 12, 5)) == [(early, datetime(2024, 5, 1, 12, 0))]
+    assert unsettled(datetime(2024, 5, 1, 13)) == [(early, datetime(2024, 5, 1, 12, 0)),
+                                                   (late, datetime(2024, 5, 1, 12, 10))]
+    assert [m.id for m in read(shop, lambda uow: uow.outbox.unsettled(datetime(2024, 5, 1, 13), 1))] == [early]
+
+    with shop.uow() as uow:
+        uow.outbox.mark_sent([early], datetime(2024, 5, 1, 12, 30))  # sent again: the clock restarts
+        uow.outbox.settle([late], datetime(2024, 5, 1, 12, 31))
+        uow.commit()
+
+    assert unsettled(datetime(2024, 5, 1, 12, 20)) == []
+    assert unsettled(datetime(2024, 5, 1, 13)) == [(early, datetime(2024, 5, 1, 12, 30))]
+    assert [m.id for m in read(shop, lambda uow: uow.outbox.unsent(10))] == [never]
+
+
+# fulfilment trace
+
+
+def test_trace_keeps_entries_per_order_oldest_first(shop):
+    with shop.uow() as uow:
+        uow.trace.record(SN, "mark_order_paid", "done", "status 0 -> 1")
+        uow.trace.record(OTHER_SN, "award_points", "failed", "attempt 1: 积分服务 down")
+        uow.trace.record(SN, "award_points", "dead", "x" * 600)
+        assert [e.outcome for e in uow.trace.for_order(SN)] == ["done", "dead"]  # seen inside the unit
+        uow.commit()
+
+    mine = read(shop, lambda uow: uow.trace.for_order(SN))
+    assert [(e.order_sn, e.step, e.outcome) for e in mine] == [(SN, "mark_order_paid", "done"), (SN, "award_points", "dead")]
+    assert mine[0].detail == "status 0 -> 1" and mine[1].detail == "x" * DETAIL_LENGTH
+    assert all(isinstance(e.at, datetime) for e in mine) and mine[0].at <= mine[1].at
+    [theirs] = read(shop, lambda uow: uow.trace.for_order(OTHER_SN))
+    assert theirs.detail == "attempt 1: 积分服务 down"
+    assert read(shop, lambda uow: uow.trace.for_order("nope")) == []
+
+
 # a unit of work without commit leaves no trace
 
 
@@ -305,6 +425,10 @@ CHANGES = {
         lambda uow: uow.outbox.add(events.order_paid(SN)),
         lambda backend, uow: uow.outbox.unsent(10),
     ),
+    "record trace": (
+        lambda uow: uow.trace.record(SN, "award_points", "done"),
+        lambda backend, uow: uow.trace.for_order(SN),
+    ),
     "claim points": (
         lambda uow: uow.points.claim(SN, MEMBER, 123, 45),
         lambda backend, uow: backend.awarded(SN),
@@ -312,6 +436,10 @@ CHANGES = {
     "credit points": (
         lambda uow: uow.points.credit(MEMBER, 123, 45),
         lambda backend, uow: backend.points_of(MEMBER),
+    ),
+    "log notification": (
+        lambda uow: uow.notifications.add(a_record()),
+        lambda backend, uow: uow.notifications.recent(10),
     ),
     "deduct stock": (
         _move_first_lock_and_deduct,

@@ -1,10 +1,7 @@
 """Fixtures for mockpay: one key pair per session (RSA generation is slow) and a shop stand-in."""
 
-import threading
-
 import pytest
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
+from support.servers import Receiver, serving
 
 from gmall_payment.plugins import signing
 
@@ -37,35 +34,10 @@ def settings(tmp_path, key_pair):
     }
 
 
-class Receiver:
-    """The shop's notify endpoint: records each post, answers ``failure`` ``failures`` times first.
-
-    ``failure_status`` is the HTTP status of those answers (500: a shop that crashed).
-    """
-
-    def __init__(self, failures=0, failure_status=200):
-        self.failures = failures
-        self.failure_status = failure_status
-        self.received = []
-        self._lock = threading.Lock()
-
-    def __call__(self, environ, start_response):
-        request = Request(environ)
-        with self._lock:
-            self.received.append(request.form.to_dict())
-            failing = len(self.received) <= self.failures
-        response = Response("failure", status=self.failure_status) if failing else Response("success")
-        return response(environ, start_response)
-
-
 @pytest.fixture
 def receiver():
     """A Receiver served over real HTTP on loopback; ``receiver.url`` is its notify URL."""
     shop = Receiver()
-    server = make_server("127.0.0.1", 0, shop, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    shop.url = f"http://127.0.0.1:{server.server_port}/notify"
-    yield shop
-    server.shutdown()
-    thread.join(5)
+    with serving(shop) as base_url:
+        shop.url = f"{base_url}/notify"
+        yield shop

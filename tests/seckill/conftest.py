@@ -15,14 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 import redis
-from contract.conftest import (  # noqa: F401 (mysql_server is a fixture)
-    MYSQL_URL,
-    REQUIRE_SERVICES,
-    InProcessBackend,
-    _mysql_database,
-    _sql_backend,
-    mysql_server,
-)
+from contract.conftest import InProcessBackend, _sql_backend
+from support.mariadb import MYSQL_URL, REQUIRE_SERVICES, mysql_database, mysql_server  # noqa: F401 (a fixture)
 
 from gmall_payment.adapters.inprocess.seckill import (
     InMemorySales,
@@ -138,7 +132,7 @@ def make_shop(kind, request, tmp_path):
     url = f"sqlite:///{tmp_path / 'seckill.db'}"
     with contextlib.ExitStack() as stack:
         if kind == "mariadb":
-            url = stack.enter_context(_mysql_database(request.getfixturevalue("mysql_server")))
+            url = stack.enter_context(mysql_database(request.getfixturevalue("mysql_server")))
         backends = _sql_backend(url)
         stack.callback(backends.close)  # drops the tables and leaves the app context
         yield Shop(next(backends), SqlSales(), SqlSeckillOrders())

@@ -49,6 +49,7 @@ class FakeProvider(Provider):
             total_amount=amount,
             status=TRADE_STATUSES[params["trade_status"]],
             trade_no=params.get("trade_no"),
+            notify_id=params.get("notify_id"),
             raw=json.dumps(dict(params), sort_keys=True),
         )
 
@@ -113,7 +114,7 @@ def after_commit_calls():
 @pytest.fixture
 def payments(db, registry, clock, after_commit_calls):
     return PaymentService(db.unit_of_work, registry, clock=clock,
-                          after_commit=lambda: after_commit_calls.append(1))
+                          after_commit=lambda *ids: after_commit_calls.append(ids))
 
 
 @pytest.fixture
@@ -165,7 +166,7 @@ def outbox_events(db):
     def events(*, unsent_only=False):
         with db.lock:
             rows = sorted(db.tables.outbox.values(), key=lambda row: row[0].id)
-            return [message.event for message, sent_at in rows if not (unsent_only and sent_at is not None)]
+            return [message.event for message, sent_at, _ in rows if not (unsent_only and sent_at is not None)]
 
     return events
 

@@ -63,11 +63,12 @@ def test_racing_mark_order_paid_moves_once(db, fulfilment, make_order, outbox_ev
 
 def test_after_commit_runs_only_when_an_event_was_written(db, make_order):
     calls = []
-    service = FulfilmentService(db.unit_of_work, after_commit=lambda: calls.append(1))
+    service = FulfilmentService(db.unit_of_work, after_commit=lambda *ids: calls.append(ids))
     order_sn = make_order()
     service.mark_order_paid(order_sn)
     service.mark_order_paid(order_sn)
-    assert calls == [1]
+    [(event_id,)] = calls
+    assert db.tables.outbox[event_id][0].event == events.order_paid(order_sn)
 
 
 # --- deduct_stock ----------------------------------------------------------------------------
@@ -207,3 +208,34 @@ def test_steps_by_event_drive_the_whole_fulfilment(db, fulfilment, make_order):
     assert order_status(db, order_sn) == OrderStatus.AWAITING_SHIPMENT
     assert sku_numbers(db, 10) == (98, 0, 2)
     assert member_points(db, 1) == (5, 6)
+
+
+# --- the trace -------------------------------------------------------------------------------
+
+
+def trace(db, order_sn):
+    with db.unit_of_work() as uow:
+        return [(entry.step, entry.outcome) for entry in uow.trace.for_order(order_sn)]
+
+
+def test_each_step_traces_done_then_skipped_in_its_own_transaction(db, fulfilment, make_order):
+    order_sn = make_order(locks=((10, 2),))
+    for _ in range(2):
+        fulfilment.mark_order_paid(order_sn)
+        fulfilment.deduct_stock(order_sn)
+        fulfilment.award_points(order_sn)
+
+    assert trace(db, order_sn) == [
+        ("mark_order_paid", "done"), ("deduct_stock", "done"), ("award_points", "done"),
+        ("mark_order_paid", "skipped"), ("deduct_stock", "skipped"), ("award_points", "skipped"),
+    ]
+    with db.unit_of_work() as uow:
+        details = [entry.detail for entry in uow.trace.for_order(order_sn)]
+    assert details[1] == "sku 10 -2" and details[2] == "member 1: integration +123, growth +45"
+
+
+def test_a_step_that_fails_leaves_no_trace_of_its_own(db, fulfilment, make_order):
+    order_sn = make_order()
+    with pytest.raises(OrderNotPaidYet):
+        fulfilment.award_points(order_sn)
+    assert trace(db, order_sn) == []  # the bus adapter records the failure, outside the rolled-back unit

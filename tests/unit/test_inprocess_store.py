@@ -73,7 +73,7 @@ def test_commit_keeps_every_change(arranged):
     assert (db.tables.skus[10].stock, db.tables.skus[10].stock_locked, db.tables.skus[10].sales) == (98, 0, 2)
     assert db.tables.ledger == {"ORD"}
     assert (db.tables.members[1].integration, db.tables.members[1].growth) == (10, 20)
-    assert all(sent is not None for _, sent in db.tables.outbox.values())
+    assert all(sent is not None for _, sent, _ in db.tables.outbox.values())
 
 
 def test_rollback_after_commit_undoes_only_later_changes(arranged):

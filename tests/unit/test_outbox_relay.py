@@ -1,5 +1,7 @@
 """OutboxRelay: sends what was committed, in order, and marks an event sent only once accepted."""
 
+from datetime import timedelta
+
 import pytest
 
 from gmall_payment.core import events
@@ -44,7 +46,7 @@ def add_events(db, order_sns):
 
 
 def sent_at(db):
-    return [when for _, when in sorted(db.tables.outbox.values(), key=lambda row: row[0].id)]
+    return [when for _, when, _ in sorted(db.tables.outbox.values(), key=lambda row: row[0].id)]
 
 
 @pytest.mark.parametrize("batch", [100, 2, 1])
@@ -124,3 +126,88 @@ def test_flush_never_raises_when_the_store_fails(db):
     bus = RecordingBus()
     assert OutboxRelay(broken_uow, bus).flush() == 0
     assert bus.published == []
+
+
+def test_flush_of_given_ids_sends_only_those(db, outbox_events, clock):
+    added = add_events(db, ["O1", "O2", "O3"])
+    ids = sorted(db.tables.outbox)
+    bus = RecordingBus()
+    relay = OutboxRelay(db.unit_of_work, bus, clock=clock)
+
+    assert relay.flush(ids[1]) == 1
+    assert bus.published == [added[1]]
+    assert relay.flush(ids[1]) == 0  # already sent
+    assert outbox_events(unsent_only=True) == [added[0], added[2]]
+
+
+# redelivery: sent, but the steps never ran (the broker lost the message)
+
+
+def trace_step(db, order_sn, step, outcome):
+    with db.unit_of_work() as uow:
+        uow.trace.record(order_sn, step, outcome)
+        uow.commit()
+
+
+def settled_at(db):
+    return [row[2] for row in sorted(db.tables.outbox.values(), key=lambda row: row[0].id)]
+
+
+def test_redeliver_resends_what_has_not_settled_and_settles_the_rest(db, clock):
+    added = add_events(db, ["LOST", "DONE", "HALF", "DEAD"])
+    trace_step(db, "DONE", "deduct_stock", "done")
+    trace_step(db, "DONE", "award_points", "skipped")
+    trace_step(db, "HALF", "deduct_stock", "done")
+    trace_step(db, "HALF", "award_points", "failed")  # still retrying, or lost on its way back
+    trace_step(db, "DEAD", "deduct_stock", "done")
+    trace_step(db, "DEAD", "award_points", "dead")  # an operator's business now, not the sweep's
+    bus = RecordingBus()
+    relay = OutboxRelay(db.unit_of_work, bus, clock=clock, redeliver_after=timedelta(minutes=5), batch=2)
+    assert relay.flush() == 4
+    sent_first = sent_at(db)
+
+    assert relay.redeliver() == 0  # too early: nothing is overdue yet
+    clock.now += timedelta(minutes=6)
+
+    bus.published.clear()
+    assert relay.redeliver() == 2
+    assert bus.published == [added[0], added[2]]
+    assert [when is not None for when in settled_at(db)] == [False, True, False, True]
+    assert [later > first for later, first in zip(sent_at(db), sent_first, strict=True)] == [True, False, True, False]
+    assert relay.redeliver() == 0  # sent again just now: the wait starts over
+
+    trace_step(db, "LOST", "deduct_stock", "done")
+    trace_step(db, "LOST", "award_points", "done")
+    clock.now += timedelta(minutes=6)
+    bus.published.clear()
+    assert relay.redeliver() == 1
+    assert bus.published == [added[2]]
+    assert [when is not None for when in settled_at(db)] == [True, True, False, True]
+
+
+def test_sweep_sends_the_unsent_but_the_youngest_and_redelivers_the_overdue(db, clock):
+    db.clock = clock
+    [lost] = add_events(db, ["LOST"])
+    relay = OutboxRelay(db.unit_of_work, RecordingBus(), clock=clock, redeliver_after=timedelta(seconds=30))
+    assert relay.sweep() == 0  # its own commit is sending it
+    clock.now += OutboxRelay.SWEEP_GRACE
+    assert relay.sweep() == 1
+    clock.now += timedelta(minutes=1)
+    [fresh] = add_events(db, ["FRESH"])
+    relay.bus = RecordingBus()
+    assert relay.sweep() == 1
+    assert relay.bus.published == [lost]
+    clock.now += timedelta(minutes=1)
+    assert relay.sweep() == 2
+    assert relay.bus.published == [lost, fresh, lost]  # fresh was unsent; lost is overdue again: it never ran
+
+
+def test_redelivery_stops_when_the_bus_refuses_and_never_raises(db, clock):
+    add_events(db, ["O1", "O2"])
+    relay = OutboxRelay(db.unit_of_work, RecordingBus(), clock=clock, redeliver_after=timedelta(seconds=1))
+    relay.flush()
+    clock.now += timedelta(minutes=1)
+    first = sent_at(db)
+    relay.bus = RecordingBus(fail_on=1)
+    assert relay.redeliver() == 0
+    assert sent_at(db) == first  # nothing marked: both go again on the next sweep

@@ -1,15 +1,11 @@
 """Forged, tampered and replayed notifications are answered `failure` and change nothing."""
 
-import uuid
-
 import pytest
 from sqlalchemy import select
+from support.shop import notify_params, snapshot
 
-from gmall_payment.adapters.sql.models import Member, Order, OutboxEvent, PaymentInfo, db
+from gmall_payment.adapters.sql.models import Member, Order, PaymentInfo, db
 from gmall_payment.plugins import signing
-from gmall_payment.ports.providers import CheckoutUrls
-
-URLS = CheckoutUrls("http://127.0.0.1/notify/mockpay", "http://127.0.0.1/pay/return/mockpay")
 
 
 @pytest.fixture
@@ -22,26 +18,6 @@ def started(app):
     return payments, app.extensions["gmall"].providers.get("mockpay").config.private_key
 
 
-def notify_params(payment, key, **changes):
-    params = {
-        "app_id": "mockpay-sandbox",
-        "out_trade_no": payment.out_trade_no,
-        "trade_no": "MOCK" + payment.out_trade_no,
-        "total_amount": f"{payment.total_amount:.2f}",
-        "trade_status": "TRADE_SUCCESS",
-        "notify_id": uuid.uuid4().hex,
-        "sign_type": "RSA2",
-    }
-    params.update(changes)
-    params["sign"] = signing.sign(params, key)
-    return params
-
-
-def snapshot(app):
-    with app.app_context():
-        payments = [(p.order_sn, p.payment_status, p.trade_no) for p in db.session.scalars(select(PaymentInfo))]
-        orders = [(o.order_sn, o.status) for o in db.session.scalars(select(Order))]
-        return payments, orders, db.session.query(OutboxEvent).count()
 
 
 def test_authentic_notify_is_accepted_once(app, started):

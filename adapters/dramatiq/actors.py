@@ -1,0 +1,151 @@
+"""The fulfilment actors and the bus that sends to them.
+
+One actor per step of ``core.fulfilment.STEPS_BY_EVENT``, named after it and taking the
+order number, a plain JSON string. Each runs the core's idempotent step, so a message
+delivered twice, or out of order, takes effect once; a step that arrives before its order
+is paid is retried with backoff like any failure, and what fails for good is dead-lettered.
+"""
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+
+import dramatiq
+from dramatiq import Broker, Worker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage, Interrupt
+
+from ...core.errors import OrderNotFound, OrderNotPaidYet
+from ...core.fulfilment import ALL_STEPS, DEAD, FAILED, STEPS_BY_EVENT, FulfilmentService
+from ...ports.messaging import MessageBus
+from .broker import QUEUE, BrokerSettings, describe
+
+log = logging.getLogger(__name__)
+
+#: Failures that no retry can mend: the message is dead-lettered at once.
+PERMANENT_ERRORS = (OrderNotFound,)
+
+
+class StepRunner:
+    """Runs a step as its actor does, in the background ``context``, and records failures.
+
+    Done and skipped steps are traced by the core in the step's own transaction; a failed
+    attempt and a dead-lettered message are traced here, in a transaction of their own.
+    """
+
+    def __init__(self, fulfilment: FulfilmentService, uow: Callable, context: Callable = contextlib.nullcontext):
+        self.fulfilment = fulfilment
+        self.uow = uow
+        self.context = context
+
+    def run(self, step: str, order_sn: str) -> bool:
+        """Run ``step`` of ``order_sn``; True if it changed something. Failures are traced, then raised."""
+        if step not in ALL_STEPS:
+            raise ValueError(f"unknown step {step!r}")
+        try:
+            with self.context():
+                return getattr(self.fulfilment, step)(order_sn)
+        except (Exception, Interrupt) as error:  # Interrupt: the time limit, a shutdown
+            self.record(order_sn, step, FAILED, f"attempt {_attempt()}: {describe(error)}")
+            raise
+
+    def dead(self, step: str, order_sn: str, attempts: int, error: BaseException | None) -> None:
+        """The last attempt failed and the message was dead-lettered: the order is stuck."""
+        self.record(order_sn, step, DEAD, f"dead-lettered after {attempts} attempts: {describe(error)}")
+
+    def record(self, order_sn: str, step: str, outcome: str, detail: str) -> None:
+        """Trace an outcome; never raises (the database may be what failed)."""
+        try:
+            with self.context(), self.uow() as uow:
+                uow.trace.record(order_sn, step, outcome, detail)
+                uow.commit()
+        except Exception:
+            log.exception("could not trace %s %s of order %s (%s)", step, outcome, order_sn, detail)
+
+
+def _attempt() -> int:
+    """The number of the attempt under way: 1, then 2 on the first retry, and so on."""
+    message = CurrentMessage.get_current_message()
+    return 1 if message is None else message.options.get("retries", 0) + 1
+
+
+def declare_actors(broker: Broker, runner: StepRunner, settings: BrokerSettings) -> dict[str, dramatiq.Actor]:
+    """Declare one actor per step on ``broker`` (never on Dramatiq's global broker)."""
+    return {
+        step: dramatiq.actor(
+            _actor_function(runner, step),
+            broker=broker,
+            actor_name=step,
+            queue_name=QUEUE,
+            max_retries=settings.max_retries,
+            min_backoff=max(1, int(settings.min_backoff_seconds * 1000)),
+            max_backoff=int(settings.max_backoff_seconds * 1000),
+            time_limit=int(settings.time_limit_seconds * 1000),
+            throws=PERMANENT_ERRORS,
+        )
+        for step in ALL_STEPS
+    }
+
+
+def _actor_function(runner: StepRunner, step: str):
+    def run_step(order_sn: str) -> None:
+        try:
+            runner.run(step, order_sn)
+        except OrderNotPaidYet as error:  # expected when messages overtake each other: no traceback
+            raise dramatiq.Retry(str(error)) from error
+
+    run_step.__name__ = run_step.__qualname__ = step
+    return run_step
+
+
+class DramatiqBus(MessageBus):
+    """Publishes an event as one message per step it triggers.
+
+    On the embedded default (a StubBroker) it also owns the in-process worker, started
+    by ``start()`` (the app calls it on its first request) or by the first publish.
+    """
+
+    def __init__(self, broker: Broker, actors: Mapping[str, dramatiq.Actor], threads: int = 4):
+        self.broker = broker
+        self.actors = actors
+        self.threads = threads
+        self.worker: Worker | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def in_process(self) -> bool:
+        return isinstance(self.broker, StubBroker)
+
+    def publish(self, event):
+        """Send every step of ``event``; a broker error propagates (the event stays unsent)."""
+        for step in STEPS_BY_EVENT[event.name]:
+            self.actors[step].send(event.order_sn)
+        self.start()
+
+    def start(self) -> None:
+        """Start the in-process worker if this bus has one and it is not running yet."""
+        if not self.in_process or self.worker is not None:
+            return
+        with self._lock:
+            if self.worker is None:
+                self.broker.emit_after("process_boot")  # what `dramatiq` does in its processes (TimeLimit)
+                worker = Worker(self.broker, worker_threads=self.threads, worker_timeout=100)
+                worker.start()
+                self.worker = worker
+
+    def join(self, timeout: float = 60) -> None:
+        """Wait until the in-process worker has handled everything sent so far (tests, CLI)."""
+        if not self.in_process:
+            raise RuntimeError("join() waits for the in-process worker; Redis messages go to `dramatiq` workers")
+        if self.worker is None:
+            return
+        self.broker.join(QUEUE, timeout=int(timeout * 1000))
+        self.worker.join()
+
+    def close(self) -> None:
+        """Stop the in-process worker, if any (what it had not started is dropped)."""
+        with self._lock:
+            worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.stop(timeout=10_000)
