@@ -4,6 +4,7 @@ from dataclasses import asdict, dataclass
 
 PAYMENT_SUCCEEDED = "payment.succeeded"
 ORDER_PAID = "order.paid"
+ORDER_CLOSED = "order.closed"
 
 
 @dataclass(frozen=True)
@@ -28,3 +29,7 @@ def payment_succeeded(order_sn, provider, trade_no, amount) -> Event:
 
 def order_paid(order_sn) -> Event:
     return Event(ORDER_PAID, order_sn, {})
+
+
+def order_closed(order_sn, reason) -> Event:
+    return Event(ORDER_CLOSED, order_sn, {"reason": reason})

@@ -79,6 +79,10 @@ class StockStore(abc.ABC):
     def deduct(self, sku_id: int, quantity: int) -> None:
         """Ship locked units: stock -n, stock_locked -n, sales +n."""
 
+    @abc.abstractmethod
+    def release(self, sku_id: int, quantity: int) -> None:
+        """Free locked units of an order that will not ship: stock_locked -n."""
+
 
 class PointsStore(abc.ABC):
     @abc.abstractmethod

@@ -234,6 +234,11 @@ class _StockView(StockStore):
         sku.stock_locked -= quantity
         sku.sales += quantity
 
+    def release(self, sku_id, quantity):
+        sku = self.uow.t.skus[sku_id]  # KeyError, a LookupError, as SQL's for an unknown SKU
+        self.uow.touch("skus", sku_id)
+        sku.stock_locked -= quantity
+
 
 class _PointsView(PointsStore):
     def __init__(self, uow):

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
 from ...core.model import Order, OrderItem, OrderStatus
+from ...core.money import points_for
 from ...core.ordersn import new_order_sn
 from . import fixtures
 from .models import Member, WareSku, db
@@ -58,8 +59,8 @@ def seed() -> int:
                 member_id=member.id,
                 status=OrderStatus.AWAITING_PAYMENT,
                 pay_amount=amount,
-                integration=int(amount) // 10,
-                growth=int(amount) // 10,
+                integration=points_for(amount),
+                growth=points_for(amount),
                 items=[OrderItem(sku_id, name, quantity, price)],
             )
             fixtures.add_order(order, [(sku_id, quantity)])

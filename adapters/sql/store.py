@@ -236,6 +236,14 @@ class _StockView(_View, StockStore):
             f"sku {sku_id}",
         )
 
+    def release(self, sku_id, quantity):
+        c = wms_ware_sku.c
+        _update_one(
+            self.session,
+            update(wms_ware_sku).where(c.sku_id == sku_id).values(stock_locked=c.stock_locked - quantity),
+            f"sku {sku_id}",
+        )
+
 
 class _PointsView(_View, PointsStore):
     def claim(self, order_sn, member_id, integration, growth):

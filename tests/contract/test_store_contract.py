@@ -224,10 +224,20 @@ def test_locks_move_and_deduct(shop):
     assert shop.stock_of(1) == (10, 1, 0)
 
 
-def test_deduct_and_credit_refuse_unknown_rows(shop):
+def test_release_frees_locked_units_only(shop):
+    with shop.uow() as uow:
+        uow.stock.release(2, 2)
+        uow.commit()
+    assert shop.stock_of(2) == (20, 0, 0)
+    assert shop.stock_of(1) == (10, 1, 0)
+
+
+def test_deduct_release_and_credit_refuse_unknown_rows(shop):
     with shop.uow() as uow:
         with pytest.raises(LookupError):
             uow.stock.deduct(999, 1)
+        with pytest.raises(LookupError):
+            uow.stock.release(999, 1)
         with pytest.raises(LookupError):
             uow.points.credit(999, 1, 1)
 
