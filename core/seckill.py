@@ -97,6 +97,15 @@ class SeckillOrderStatus(IntEnum):
 
 
 @dataclass(frozen=True)
+class SeckillOrderRecord:
+    """What became of a reservation the order creator saw (a row of sms_seckill_order)."""
+
+    reservation: Reservation
+    status: SeckillOrderStatus
+    expires_at: datetime | None  # None when abandoned: no order to expire
+
+
+@dataclass(frozen=True)
 class SeckillOrder:
     """The order to make for a reservation, and when it expires unpaid."""
 

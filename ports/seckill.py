@@ -7,7 +7,7 @@ import abc
 from collections.abc import Sequence
 from datetime import datetime
 
-from ..core.seckill import Click, Creation, Reservation, Sale, SeckillOrder
+from ..core.seckill import Click, Creation, Reservation, Sale, SeckillOrder, SeckillOrderRecord
 
 
 class ReservationGate(abc.ABC):
@@ -56,7 +56,8 @@ class ReservationGate(abc.ABC):
 class SaleStore(abc.ABC):
     @abc.abstractmethod
     def add(self, sale: Sale) -> Sale:
-        """Store a new sale; return it with its id."""
+        """Store a new sale; return it with its id. Raises ``InvalidSale`` for a SKU the
+        stock (wms_ware_sku) does not know: its orders could not lock a unit."""
 
     @abc.abstractmethod
     def get(self, sale_id: int) -> Sale | None: ...
@@ -87,21 +88,22 @@ class SeckillOrders(abc.ABC):
         back); False if it was settled already."""
 
     @abc.abstractmethod
-    def created(self, order_sn: str) -> bool:
-        """Whether the order of this reservation exists (whatever its status)."""
+    def get(self, order_sn: str) -> SeckillOrderRecord | None:
+        """What became of this reservation, or None if the order creator has not settled it."""
 
     @abc.abstractmethod
     def held(self, sale_id: int) -> int:
-        """Units of the sale that its orders hold (created, not closed)."""
+        """Units of the sale that its orders hold: created, and their order not closed."""
 
     @abc.abstractmethod
     def due(self, now: datetime, limit: int) -> list[str]:
-        """Orders awaiting payment past their time, oldest first."""
+        """Orders still awaiting payment past their time, oldest first."""
 
     @abc.abstractmethod
-    def close(self, order_sn: str, now: datetime) -> Reservation | None:
-        """Close an order awaiting payment past its time: status 0 to 4 only if still 0, its
-        stock locks released; its reservation if this call closed it, else None."""
+    def release(self, order_sn: str) -> Reservation | None:
+        """Record that the reservation's order was closed, so its unit is to be given back
+        and its member may hold another order of the sale: only if its order is closed and
+        this was not recorded before; its reservation if this call recorded it."""
 
     @abc.abstractmethod
     def unreturned(self, limit: int) -> list[Reservation]:
@@ -109,3 +111,11 @@ class SeckillOrders(abc.ABC):
 
     @abc.abstractmethod
     def mark_returned(self, order_sn: str, at: datetime) -> None: ...
+
+
+class ExpiryScheduler(abc.ABC):
+    """Runs ``SeckillService.expire`` later (a delayed message); the sweep catches what it loses."""
+
+    @abc.abstractmethod
+    def schedule(self, order_sns: Sequence[str], at: datetime) -> None:
+        """Expire these orders at ``at`` or soon after; raise if the schedule refused them."""

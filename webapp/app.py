@@ -9,6 +9,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from ..adapters.bootstrap import bootstrap
 from ..adapters.sql.engine import prepare_engine
 from ..adapters.sql.models import db
+from ..adapters.sql.seckill import SqlSales, SqlSeckillOrders
 from ..adapters.sql.store import SqlUnitOfWork
 from . import api, callbacks, cli, payment, settings, storefront
 
@@ -30,7 +31,8 @@ def create_app(test_config=None) -> Flask:
         app.register_blueprint(blueprint)
     csrf.exempt(callbacks.bp)  # providers prove themselves by signature, not by a form token
     cli.register(app)
-    app.extensions["gmall"] = bootstrap(app.config, SqlUnitOfWork, context=app.app_context)
+    app.extensions["gmall"] = bootstrap(app.config, SqlUnitOfWork, sales=SqlSales(), seckill_orders=SqlSeckillOrders(),
+                                        context=app.app_context)
     # The embedded default's in-process worker (and its outbox sweep) starts with the first
     # request, not with every CLI command; on Redis this does nothing.
     app.before_request(app.extensions["gmall"].bus.start)

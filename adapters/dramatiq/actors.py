@@ -1,7 +1,7 @@
-"""The fulfilment actors and the bus that sends to them.
+"""The step actors and the bus that sends events to them.
 
-One actor per step of ``core.fulfilment.STEPS_BY_EVENT``, named after it and taking the
-order number, a plain JSON string. Each runs the core's idempotent step, so a message
+One actor per step an event triggers (``core.fulfilment.STEPS_BY_EVENT`` and the flash
+sale's give-back), named after it and taking the order number, a plain JSON string. Each runs the core's idempotent step, so a message
 delivered twice, or out of order, takes effect once; a step that arrives before its order
 is paid is retried with backoff like any failure, and what fails for good is dead-lettered.
 """
@@ -9,7 +9,7 @@ is paid is retried with backoff like any failure, and what fails for good is dea
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import dramatiq
 from dramatiq import Broker, Worker
@@ -17,7 +17,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Interrupt
 
 from ...core.errors import OrderNotFound, OrderNotPaidYet
-from ...core.fulfilment import ALL_STEPS, DEAD, FAILED, STEPS_BY_EVENT, FulfilmentService
+from ...core.fulfilment import DEAD, FAILED
 from ...ports.messaging import MessageBus
 from .broker import QUEUE, BrokerSettings, describe
 
@@ -30,22 +30,24 @@ PERMANENT_ERRORS = (OrderNotFound,)
 class StepRunner:
     """Runs a step as its actor does, in the background ``context``, and records failures.
 
-    Done and skipped steps are traced by the core in the step's own transaction; a failed
-    attempt and a dead-lettered message are traced here, in a transaction of their own.
+    ``steps`` maps each step's name to the service method that runs it on an order number.
+    Done and skipped steps are traced by the services; a failed attempt and a dead-lettered
+    message are traced here, in a transaction of their own.
     """
 
-    def __init__(self, fulfilment: FulfilmentService, uow: Callable, context: Callable = contextlib.nullcontext):
-        self.fulfilment = fulfilment
+    def __init__(self, steps: Mapping[str, Callable[[str], bool]], uow: Callable,
+                 context: Callable = contextlib.nullcontext):
+        self.steps = steps
         self.uow = uow
         self.context = context
 
     def run(self, step: str, order_sn: str) -> bool:
         """Run ``step`` of ``order_sn``; True if it changed something. Failures are traced, then raised."""
-        if step not in ALL_STEPS:
+        if step not in self.steps:
             raise ValueError(f"unknown step {step!r}")
         try:
             with self.context():
-                return getattr(self.fulfilment, step)(order_sn)
+                return self.steps[step](order_sn)
         except (Exception, Interrupt) as error:  # Interrupt: the time limit, a shutdown
             self.record(order_sn, step, FAILED, f"attempt {_attempt()}: {describe(error)}")
             raise
@@ -71,7 +73,7 @@ def _attempt() -> int:
 
 
 def declare_actors(broker: Broker, runner: StepRunner, settings: BrokerSettings) -> dict[str, dramatiq.Actor]:
-    """Declare one actor per step on ``broker`` (never on Dramatiq's global broker)."""
+    """Declare one actor per step of ``runner`` on ``broker`` (never on Dramatiq's global broker)."""
     return {
         step: dramatiq.actor(
             _actor_function(runner, step),
@@ -84,7 +86,7 @@ def declare_actors(broker: Broker, runner: StepRunner, settings: BrokerSettings)
             time_limit=int(settings.time_limit_seconds * 1000),
             throws=PERMANENT_ERRORS,
         )
-        for step in ALL_STEPS
+        for step in runner.steps
     }
 
 
@@ -100,15 +102,17 @@ def _actor_function(runner: StepRunner, step: str):
 
 
 class DramatiqBus(MessageBus):
-    """Publishes an event as one message per step it triggers.
+    """Publishes an event as one message per step ``routes`` says it triggers.
 
     On the embedded default (a StubBroker) it also owns the in-process worker, started
     by ``start()`` (the app calls it on its first request) or by the first publish.
     """
 
-    def __init__(self, broker: Broker, actors: Mapping[str, dramatiq.Actor], threads: int = 4):
+    def __init__(self, broker: Broker, actors: Mapping[str, dramatiq.Actor],
+                 routes: Mapping[str, Sequence[str]], threads: int = 4):
         self.broker = broker
         self.actors = actors
+        self.routes = routes
         self.threads = threads
         self.worker: Worker | None = None
         self._lock = threading.Lock()
@@ -119,7 +123,7 @@ class DramatiqBus(MessageBus):
 
     def publish(self, event):
         """Send every step of ``event``; a broker error propagates (the event stays unsent)."""
-        for step in STEPS_BY_EVENT[event.name]:
+        for step in self.routes[event.name]:
             self.actors[step].send(event.order_sn)
         self.start()
 

@@ -7,7 +7,7 @@ run in both.
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import redis
@@ -16,6 +16,8 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.errors import ConnectionFailed
 from dramatiq.middleware import CurrentMessage, Retries, ShutdownNotifications, TimeLimit
+
+from ..config import numbers
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ class BrokerSettings:
             "redis_url": str(settings.get("REDIS_URL") or ""),
             "namespace": str(settings.get("REDIS_NAMESPACE") or default.namespace),
         }
-        for field, key, kind, may_be_zero in (
+        values.update(numbers(settings, default, (
             ("max_retries", "STEP_MAX_RETRIES", int, True),
             ("min_backoff_seconds", "STEP_MIN_BACKOFF_SECONDS", float, True),
             ("max_backoff_seconds", "STEP_MAX_BACKOFF_SECONDS", float, False),
@@ -56,11 +58,7 @@ class BrokerSettings:
             ("heartbeat_timeout_seconds", "REDIS_HEARTBEAT_TIMEOUT_SECONDS", float, False),
             ("maintenance_chance", "REDIS_MAINTENANCE_CHANCE", int, True),
             ("threads", "INPROCESS_WORKER_THREADS", int, False),
-        ):
-            value = kind(settings.get(key, getattr(default, field)))
-            if value < 0 or (value == 0 and not may_be_zero):
-                raise ValueError(f"{key} must be a number {'>=' if may_be_zero else '>'} 0, got {value!r}")
-            values[field] = value
+        )))
         return cls(**values)
 
 
@@ -113,14 +111,19 @@ class DeadLetters(Middleware):
 
     ``on_dead(step, order_sn, attempts, error)`` is called too (it records the order as
     stuck); ``throws`` are the exceptions the actors fail on at once, without retries.
+    Only messages of ``steps`` are an order's steps; other actors' (the flash sale's drain
+    and expiry, which the next tick or sweep redoes) are left to Dramatiq's own log.
     """
 
     def __init__(self, on_dead: Callable[[str, str, int, BaseException | None], None],
-                 throws: tuple[type[BaseException], ...] = ()):
+                 throws: tuple[type[BaseException], ...] = (), steps: Collection[str] = ()):
         self.on_dead = on_dead
         self.throws = throws
+        self.steps = steps
 
     def after_nack(self, broker, message):
+        if message.actor_name not in self.steps:
+            return
         error = message._exception  # set by the worker thread on the message proxy
         # Retries counts an attempt it retries or gives up on, not one failing on ``throws``.
         attempts = message.options.get("retries", 0) + (1 if isinstance(error, self.throws) else 0)
@@ -133,33 +136,35 @@ class DeadLetters(Middleware):
         self.on_dead(message.actor_name, order_sn, attempts, error)
 
 
-class OutboxSweeper(Middleware):
-    """In every worker process (and the in-process worker), ``sweep()`` at boot and then
-    every ``interval`` seconds, in a thread of its own, until the worker shuts down."""
+class Periodic(Middleware):
+    """In every worker process (and the in-process worker), each job at boot and then every
+    ``interval`` seconds, in a thread of its own named after it, until the worker shuts
+    down: ``jobs`` maps a name to ``(job, interval)`` (the outbox sweep, the flash sale's tick)."""
 
-    def __init__(self, sweep: Callable[[], object], interval: float):
-        self.sweep = sweep
-        self.interval = interval
+    def __init__(self, jobs: Mapping[str, tuple[Callable[[], object], float]]):
+        self.jobs = jobs
         self._stop = threading.Event()
-        self._thread = None
+        self._threads = []
 
     def after_worker_boot(self, broker, worker):
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="gmall-outbox-sweeper", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, args=(name, job, interval), name=f"gmall-{name}",
+                                          daemon=True) for name, (job, interval) in self.jobs.items()]
+        for thread in self._threads:
+            thread.start()
 
     def before_worker_shutdown(self, broker, worker):
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        for thread in self._threads:
+            thread.join(timeout=30)
 
-    def _run(self):
+    def _run(self, name, job, interval):
         while True:
             try:
-                self.sweep()
-            except Exception:  # the sweep logs its own failures; this thread must outlive any
-                log.exception("outbox sweep failed")
-            if self._stop.wait(self.interval):
+                job()
+            except Exception:  # the job logs its own failures; this thread must outlive any
+                log.exception("%s failed", name)
+            if self._stop.wait(interval):
                 return
 
 

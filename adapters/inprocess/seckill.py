@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ...core.model import LockStatus, OrderStatus
+from ...core.model import OrderStatus
 from ...core.seckill import (
     Click,
     Creation,
@@ -17,6 +17,7 @@ from ...core.seckill import (
     Outcome,
     Reservation,
     Sale,
+    SeckillOrderRecord,
     SeckillOrderStatus,
 )
 from ...ports.messaging import Latch
@@ -147,6 +148,8 @@ class InMemorySales(SaleStore):
 
     def add(self, sale):
         with self.db.lock:
+            if sale.sku_id not in self.db.tables.skus:
+                raise InvalidSale(f"SKU {sale.sku_id} has no stock row (wms_ware_sku): its orders could not lock a unit")
             stored = replace(sale, id=self.db.next_id())
             self._sales[stored.id] = stored
             return stored
@@ -158,6 +161,10 @@ class InMemorySales(SaleStore):
     def overlapping(self, start, end):
         with self.db.lock:
             return sorted((s for s in self._sales.values() if s.start < end and start < s.end), key=lambda s: s.start)
+
+
+#: Order statuses in which an order no longer holds its unit.
+_CLOSED = (OrderStatus.CLOSED, OrderStatus.INVALID)
 
 
 def _bare(reservation: Reservation) -> Reservation:
@@ -212,31 +219,28 @@ class InMemorySeckillOrders(SeckillOrders):
             self._links[reservation.order_sn] = _Link(_bare(reservation), SeckillOrderStatus.ABANDONED)
             return True
 
-    def created(self, order_sn):
+    def get(self, order_sn):
         with self.db.lock:
             link = self._links.get(order_sn)
-            return link is not None and link.status != SeckillOrderStatus.ABANDONED
+            return None if link is None else SeckillOrderRecord(link.reservation, link.status, link.expires_at)
 
     def held(self, sale_id):
         with self.db.lock:
-            return sum(1 for sale, _ in self._holding if sale == sale_id)
+            return sum(1 for (sale, _), sn in self._holding.items()
+                       if sale == sale_id and self.db.tables.orders[sn].status not in _CLOSED)
 
     def due(self, now, limit):
         with self.db.lock:
-            due = [link for sn, link in self._links.items() if self._closable(sn, link, now)]
+            due = [link for sn, link in self._links.items() if link.status == SeckillOrderStatus.CREATED
+                   and link.expires_at <= now and self.db.tables.orders[sn].status == OrderStatus.AWAITING_PAYMENT]
             return [link.reservation.order_sn for link in sorted(due, key=lambda link: link.expires_at)[:limit]]
 
-    def close(self, order_sn, now):
+    def release(self, order_sn):
         with self.db.lock:
             link = self._links.get(order_sn)
-            if link is None or not self._closable(order_sn, link, now):
+            if (link is None or link.status != SeckillOrderStatus.CREATED
+                    or self.db.tables.orders[order_sn].status not in _CLOSED):
                 return None
-            t = self.db.tables
-            t.orders[order_sn].status = OrderStatus.CLOSED
-            for lock_id, lock in list(t.locks.items()):
-                if lock.order_sn == order_sn and lock.status == LockStatus.LOCKED:
-                    t.locks[lock_id] = replace(lock, status=LockStatus.RELEASED)
-                    t.skus[lock.sku_id].stock_locked -= lock.quantity
             link.status = SeckillOrderStatus.CLOSED
             del self._holding[(link.reservation.sale_id, link.reservation.member_id)]
             return link.reservation
@@ -253,10 +257,3 @@ class InMemorySeckillOrders(SeckillOrders):
             link = self._links.get(order_sn)
             if link is not None and link.returned_at is None:
                 link.returned_at = at
-
-    def _closable(self, order_sn, link, now):
-        return (
-            link.status == SeckillOrderStatus.CREATED
-            and link.expires_at <= now
-            and self.db.tables.orders[order_sn].status == OrderStatus.AWAITING_PAYMENT
-        )

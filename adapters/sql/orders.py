@@ -58,19 +58,6 @@ def insert_orders(session, orders: Sequence[tuple[model.Order, Sequence[tuple[in
         _change_locked(session, sku_id, quantity)
 
 
-def release_locks(session, order_sn: str) -> None:
-    """Release the stock the order still holds locked (a closed order's)."""
-    c = wms_stock_lock.c
-    for lock in session.execute(select(wms_stock_lock).where(c.order_sn == order_sn,
-                                                             c.status == int(model.LockStatus.LOCKED))):
-        moved = session.execute(
-            update(wms_stock_lock).where(c.id == lock.id, c.status == int(model.LockStatus.LOCKED))
-            .values(status=int(model.LockStatus.RELEASED))
-        ).rowcount
-        if moved:
-            _change_locked(session, lock.sku_id, -lock.quantity)
-
-
 def _change_locked(session, sku_id: int, by: int) -> None:
     c = wms_ware_sku.c
     changed = session.execute(update(wms_ware_sku).where(c.sku_id == sku_id)

@@ -9,14 +9,25 @@ import contextlib
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, SmallInteger, String, UniqueConstraint, func, insert, select, update
+from sqlalchemy import (
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from ...core.model import OrderStatus
-from ...core.seckill import Creation, Reservation, Sale, SeckillOrderStatus
+from ...core.seckill import Creation, InvalidSale, Reservation, Sale, SeckillOrderRecord, SeckillOrderStatus
 from ...ports.seckill import SaleStore, SeckillOrders
 from .models import Id, Money, Timestamp, db
-from .orders import insert_orders, release_locks
-from .store import insert_ignoring_duplicates, oms_order
+from .orders import insert_orders
+from .store import insert_ignoring_duplicates, oms_order, wms_ware_sku
 
 
 class SeckillSale(db.Model):
@@ -57,6 +68,8 @@ class SeckillOrderRow(db.Model):
 sale_table = SeckillSale.__table__
 link = SeckillOrderRow.__table__
 HOLDING = 1
+#: Order statuses in which an order no longer holds its unit.
+CLOSED = (int(OrderStatus.CLOSED), int(OrderStatus.INVALID))
 
 
 @contextlib.contextmanager
@@ -95,6 +108,8 @@ def _row(reservation: Reservation, status: SeckillOrderStatus, expires_at: datet
 class SqlSales(SaleStore):
     def add(self, sale):
         with _transaction() as session:
+            if session.scalar(select(func.count()).select_from(wms_ware_sku).where(wms_ware_sku.c.sku_id == sale.sku_id)) == 0:
+                raise InvalidSale(f"SKU {sale.sku_id} has no stock row (wms_ware_sku): its orders could not lock a unit")
             result = session.execute(insert(sale_table).values(
                 sku_id=sale.sku_id, title=sale.title, price=sale.price, units=sale.units,
                 start_time=sale.start, end_time=sale.end,
@@ -155,17 +170,18 @@ class SqlSeckillOrders(SeckillOrders):
         with _transaction() as session:
             return insert_ignoring_duplicates(session, link, _row(reservation, SeckillOrderStatus.ABANDONED, None))
 
-    def created(self, order_sn):
-        c = link.c
+    def get(self, order_sn):
         with _transaction() as session:
-            return session.scalar(select(func.count()).select_from(link).where(
-                c.order_sn == order_sn, c.status != int(SeckillOrderStatus.ABANDONED))) > 0
+            row = session.execute(select(link).where(link.c.order_sn == order_sn)).first()
+        return None if row is None else SeckillOrderRecord(_reservation(row), SeckillOrderStatus(row.status), row.expires_at)
 
     def held(self, sale_id):
         c = link.c
         with _transaction() as session:
-            return session.scalar(select(func.count()).select_from(link).where(
-                c.sale_id == sale_id, c.holding == HOLDING))
+            return session.scalar(
+                select(func.count()).select_from(link).join(oms_order, oms_order.c.order_sn == c.order_sn)
+                .where(c.sale_id == sale_id, c.holding == HOLDING, oms_order.c.status.notin_(CLOSED))
+            )
 
     def due(self, now, limit):
         c = link.c
@@ -177,24 +193,16 @@ class SqlSeckillOrders(SeckillOrders):
                 .order_by(c.expires_at, c.id).limit(limit)
             ))
 
-    def close(self, order_sn, now):
+    def release(self, order_sn):
         c = link.c
+        closed = exists().where(oms_order.c.order_sn == order_sn, oms_order.c.status.in_(CLOSED))
         with _transaction() as session:
-            row = session.execute(select(link).where(
-                c.order_sn == order_sn, c.status == int(SeckillOrderStatus.CREATED), c.expires_at <= now)).first()
-            if row is None:
-                return None
-            closed = session.execute(
-                update(oms_order).where(oms_order.c.order_sn == order_sn,
-                                        oms_order.c.status == int(OrderStatus.AWAITING_PAYMENT))
-                .values(status=int(OrderStatus.CLOSED))
+            released = session.execute(
+                update(link).where(c.order_sn == order_sn, c.status == int(SeckillOrderStatus.CREATED), closed)
+                .values(status=int(SeckillOrderStatus.CLOSED), holding=None)
             ).rowcount
-            if not closed:  # paid, or closed by another caller
-                return None
-            session.execute(update(link).where(c.order_sn == order_sn)
-                            .values(status=int(SeckillOrderStatus.CLOSED), holding=None))
-            release_locks(session, order_sn)
-        return _reservation(row)
+            row = session.execute(select(link).where(c.order_sn == order_sn)).first() if released else None
+        return None if row is None else _reservation(row)
 
     def unreturned(self, limit):
         c = link.c

@@ -9,9 +9,13 @@ from decimal import Decimal
 
 import pytest
 
-from gmall_payment.core.model import LockStatus, OrderStatus
-from gmall_payment.core.seckill import Click, InvalidSale, Outcome, Sale
-from gmall_payment.seckill.service import SeckillService
+from gmall_payment.core.closing import OrderClosing
+from gmall_payment.core.model import LockStatus, Order, OrderStatus
+from gmall_payment.core.outbox import OutboxRelay
+from gmall_payment.core.seckill import Click, InvalidSale, Outcome, Sale, SeckillOrderStatus
+from gmall_payment.ports.messaging import MessageBus
+from gmall_payment.ports.seckill import ExpiryScheduler
+from gmall_payment.seckill.service import GIVE_BACK, STEPS_BY_EVENT, SeckillService
 
 SKU = 1001
 START = datetime(2024, 11, 11, 20, 0, 0)
@@ -30,9 +34,34 @@ class Clock:
         return self.now
 
 
+class Expiries(ExpiryScheduler):
+    """Keeps what the service scheduled, for the test to deliver (or lose)."""
+
+    def __init__(self):
+        self.scheduled = []
+
+    def schedule(self, order_sns, at):
+        self.scheduled.append((list(order_sns), at))
+
+
+class Steps(MessageBus):
+    """Runs each step an event triggers at once, as the worker would; ``lose`` drops them."""
+
+    def __init__(self):
+        self.service, self.lose, self.delivered = None, False, []
+
+    def publish(self, event):
+        if self.lose:
+            return
+        for step in STEPS_BY_EVENT[event.name]:
+            assert step == GIVE_BACK
+            self.delivered.append(event.order_sn)
+            self.service.give_back(event.order_sn)
+
+
 class World:
-    def __init__(self, service, shop, clock):
-        self.service, self.shop, self.clock = service, shop, clock
+    def __init__(self, service, shop, clock, steps, expiries):
+        self.service, self.shop, self.clock, self.steps, self.expiries = service, shop, clock, steps, expiries
         self.gate = service.gate
 
     def sale(self, units=10, sku_id=SKU):
@@ -53,10 +82,15 @@ def world(stack):
     for member_id in range(1, MEMBERS + 1):
         shop.backend.add_member(member_id, f"member{member_id}")
     shop.backend.add_sku(SKU, "华为 Mate 60", 100)
+    shop.backend.add_sku(2002, "小米 14", 100)
     clock = Clock(OPEN)
-    service = SeckillService(gate, shop.sales, shop.orders, latch, clock=clock, pay_within=PAY_WITHIN,
-                             claim_after=30, max_deliveries=3)
-    return World(service, shop, clock)
+    steps, expiries = Steps(), Expiries()
+    relay = OutboxRelay(shop.backend.uow, steps, routes=STEPS_BY_EVENT)
+    closing = OrderClosing(shop.backend.uow, after_commit=relay.flush)
+    service = SeckillService(gate, shop.sales, shop.orders, latch, closing, shop.backend.uow, expiries, clock=clock,
+                             pay_within=PAY_WITHIN, claim_after=30, max_deliveries=3, batch=100)
+    steps.service = service
+    return World(service, shop, clock, steps, expiries)
 
 
 def test_a_sale_may_not_overlap_another_of_its_sku(world):
@@ -153,17 +187,25 @@ def test_expiry_closes_an_unpaid_order_gives_its_unit_back_once_and_the_member_b
     sale = world.sale()
     sn = world.service.click(1, SKU).order_sn
     world.drain()
+    assert world.expiries.scheduled == [([sn], DUE)]
 
     assert world.service.expire(sn) is False  # not due yet
     world.clock.now = DUE
     assert world.service.expire(sn) is True
-    assert world.shop.order(sn).status is OrderStatus.CLOSED
+    order = world.shop.order(sn)
+    assert (order.status, order.integration) == (OrderStatus.CLOSED, 499)  # one point per ten yuan
     assert [lock.status for lock in world.shop.locks(sn)] == [LockStatus.RELEASED]
+    assert world.steps.delivered == [sn]  # order.closed reached the give-back
     assert (world.gate.units_left(SKU), world.shop.orders.held(sale.id), world.shop.stock_of(SKU)) == (10, 0, (100, 0, 0))
+    assert world.service.order(sn).status is SeckillOrderStatus.CLOSED
 
     assert world.service.expire(sn) is False  # the second expiry message
+    assert world.service.give_back(sn) is False  # order.closed delivered twice
     assert world.service.sweep() == 0
     assert world.gate.units_left(SKU) == 10
+    with world.shop.backend.uow() as uow:
+        assert [(e.step, e.outcome) for e in uow.trace.for_order(sn)] == [
+            ("close_order", "done"), (GIVE_BACK, "done"), (GIVE_BACK, "skipped")]
 
     world.clock.now = OPEN + timedelta(minutes=20)
     again = world.service.click(1, SKU)
@@ -171,6 +213,25 @@ def test_expiry_closes_an_unpaid_order_gives_its_unit_back_once_and_the_member_b
     world.drain()
     assert world.shop.order(again.order_sn).status is OrderStatus.AWAITING_PAYMENT
     assert (world.gate.units_left(SKU), world.shop.orders.held(sale.id)) == (9, 1)
+
+
+def test_whoever_closes_a_seckill_order_its_unit_comes_back_once(world):
+    world.sale()
+    sn = world.service.click(1, SKU).order_sn
+    world.drain()
+
+    assert world.service.closing.close(sn, "cancelled by the shopper") is True  # not the flash sale's expiry
+    assert world.gate.units_left(SKU) == 10
+    assert world.service.click(1, SKU).outcome is Outcome.RESERVED
+
+
+def test_order_closed_of_an_order_that_is_no_seckill_order_is_skipped(world):
+    world.shop.backend.add_order(Order("not-seckill", 1, OrderStatus.AWAITING_PAYMENT, Decimal("10.00")), [(SKU, 1)])
+    assert world.service.closing.close("not-seckill", "timeout") is True
+    assert world.steps.delivered == ["not-seckill"]
+    with world.shop.backend.uow() as uow:
+        assert [(e.step, e.outcome, e.detail) for e in uow.trace.for_order("not-seckill")][1:] == [
+            (GIVE_BACK, "skipped", "not a flash-sale order")]
 
 
 def test_a_paid_order_never_expires(world):
@@ -192,9 +253,12 @@ def test_the_sweep_expires_what_a_lost_message_left_and_finishes_interrupted_giv
     interrupted, lost = (world.service.click(member, SKU).order_sn for member in (1, 2))
     world.drain()
     world.clock.now = DUE
-    world.shop.orders.close(interrupted, DUE)  # closed, then the process died before giving back
+    world.steps.lose = True  # order.closed is not delivered: the give-back is left to do
+    assert world.service.expire(interrupted)
+    world.shop.orders.release(interrupted)  # the give-back began, then the process died
+    world.steps.lose = False
 
-    assert world.service.sweep() == 1
+    assert world.service.sweep() == 1  # the lost expiry of ``lost``
     assert world.shop.order(lost).status is OrderStatus.CLOSED
     assert world.gate.units_left(SKU) == 10
     assert world.shop.orders.unreturned(10) == []
@@ -215,16 +279,23 @@ def test_a_reservation_whose_sale_is_unknown_is_abandoned_and_its_unit_returned_
 
 
 def test_an_order_that_cannot_be_made_is_retried_then_abandoned_and_its_unit_returned(world):
-    sale = world.service.create_sale(Sale(3003, "no stock row", Decimal("1.00"), 5, START, END))
-    world.service.preheat(sale)
-    sn = world.service.click(1, 3003).order_sn
+    world.sale(units=5)
+    sn = world.service.click(1, SKU).order_sn
     world.service.claim_after = 0
+    world.service.orders = FailingCreate(world.shop.orders, refuse)
 
-    made = [world.service.create_orders(3003, "creator") for _ in range(3)]
+    made = [world.service.create_orders(SKU, "creator") for _ in range(3)]
     assert made == [0, 0, 1]  # max_deliveries=3
-    assert world.gate.units_left(3003) == 5
-    assert not world.shop.orders.created(sn) and world.shop.order(sn) is None
+    assert world.gate.units_left(SKU) == 5
+    assert world.service.order(sn).status is SeckillOrderStatus.ABANDONED and world.shop.order(sn) is None
     assert world.shop.orders.unreturned(10) == []
+    assert world.expiries.scheduled == []
+    found, elapsed = timed(world, sn, 5)
+    assert found is False and elapsed < 1
+
+
+def refuse(orders):
+    raise RuntimeError("the database refused it")
 
 
 def test_one_bad_order_does_not_hold_up_the_rest_of_its_batch(world):

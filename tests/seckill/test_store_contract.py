@@ -7,8 +7,17 @@ from decimal import Decimal
 
 import pytest
 
+from gmall_payment.core.closing import OrderClosing
 from gmall_payment.core.model import LockStatus, Order, OrderItem, OrderStatus
-from gmall_payment.core.seckill import Creation, Reservation, Sale, SeckillOrder
+from gmall_payment.core.seckill import (
+    Creation,
+    InvalidSale,
+    Reservation,
+    Sale,
+    SeckillOrder,
+    SeckillOrderRecord,
+    SeckillOrderStatus,
+)
 
 SKU = 1001
 START = datetime(2024, 11, 11, 20, 0, 0)
@@ -49,6 +58,8 @@ DUE = START + timedelta(seconds=1) + PAY_WITHIN
 
 
 def test_sales_are_stored_with_an_id_and_found_by_time(shop):
+    shop.backend.add_sku(SKU, "华为 Mate 60", 100)
+    shop.backend.add_sku(2002, "小米 14", 100)
     first = shop.sales.add(Sale(SKU, "秒杀一", Decimal("1.00"), 5, START, END))
     later = shop.sales.add(Sale(2002, "秒杀二", Decimal("2.50"), 3, END, END + timedelta(hours=1)))
 
@@ -59,6 +70,12 @@ def test_sales_are_stored_with_an_id_and_found_by_time(shop):
     assert shop.sales.overlapping(START - timedelta(hours=1), START) == []
     assert shop.sales.overlapping(START, END) == [first]
     assert shop.sales.overlapping(END - timedelta(seconds=1), END + timedelta(seconds=1)) == [first, later]
+
+
+def test_a_sale_of_a_sku_without_stock_is_refused(shop):
+    with pytest.raises(InvalidSale, match="no stock row"):
+        shop.sales.add(Sale(3003, "nothing to lock", Decimal("1.00"), 5, START, END))
+    assert shop.sales.overlapping(START, END) == []
 
 
 # making orders
@@ -74,7 +91,8 @@ def test_create_makes_an_awaiting_order_with_one_item_and_its_stock_lock(shop, s
     assert [(i.sku_id, i.sku_name, i.quantity, i.price) for i in order.items] == [(SKU, "华为 Mate 60 秒杀", 1, PRICE)]
     assert [(lock.sku_id, lock.quantity, lock.status) for lock in shop.locks(sn)] == [(SKU, 1, LockStatus.LOCKED)]
     assert shop.stock_of(SKU) == (100, 2, 0)
-    assert shop.orders.created(sn) and not shop.orders.created("nope")
+    assert shop.orders.get(sn) == SeckillOrderRecord(bare(reservation(sale, 1, n=1)), SeckillOrderStatus.CREATED, DUE)
+    assert shop.orders.get("nope") is None
     assert shop.orders.held(sale.id) == 2
 
 
@@ -101,7 +119,7 @@ def test_create_is_all_or_nothing(shop, sale):
         shop.orders.create([seckill_order(sale, 1, n=1), seckill_order(sale, 2, n=2, sku_id=9999)])
 
     assert shop.order(reservation(sale, n=1).order_sn) is None
-    assert not shop.orders.created(reservation(sale, n=1).order_sn)
+    assert shop.orders.get(reservation(sale, n=1).order_sn) is None
     assert shop.stock_of(SKU) == (100, 0, 0)
     assert shop.orders.create([seckill_order(sale, 1, n=1)]) == {reservation(sale, n=1).order_sn: Creation.CREATED}
 
@@ -111,7 +129,7 @@ def test_racing_creators_make_one_order_per_member_and_sale(shop, sale):
 
     def create(n):
         with shop.context():
-            shop.orders.created("warm-up")  # connected before the start, so the racers overlap
+            shop.orders.get("warm-up")  # connected before the start, so the racers overlap
             start.wait()
             try:
                 return shop.orders.create([seckill_order(sale, 1, n=n)])
@@ -134,7 +152,7 @@ def test_abandon_settles_a_reservation_without_an_order(shop, sale):
 
     assert shop.orders.abandon(abandoned) is True
     assert shop.orders.abandon(abandoned) is False
-    assert not shop.orders.created(abandoned.order_sn)
+    assert shop.orders.get(abandoned.order_sn) == SeckillOrderRecord(bare(abandoned), SeckillOrderStatus.ABANDONED, None)
     assert shop.orders.create([seckill_order(sale, 1, n=1)]) == {abandoned.order_sn: Creation.EXISTS}
     assert shop.order(abandoned.order_sn) is None
     assert shop.orders.unreturned(10) == [bare(abandoned)]
@@ -144,10 +162,16 @@ def test_abandon_settles_a_reservation_without_an_order(shop, sale):
     assert shop.orders.abandon(reservation(sale, 2, n=2)) is False  # its order exists
 
 
-# closing unpaid orders
+# closed orders
 
 
-def test_close_only_an_order_past_its_time_and_still_awaiting_payment(shop, sale):
+def close(shop, order_sn):
+    """Close the order as anyone closing an order does (``core.closing``)."""
+    with shop.context():
+        assert OrderClosing(shop.backend.uow).close(order_sn, "test")
+
+
+def test_due_lists_orders_still_awaiting_payment_past_their_time(shop, sale):
     shop.orders.create([seckill_order(sale, 1, n=1), seckill_order(sale, 2, n=2), seckill_order(sale, 3, n=3)])
     first, second, third = (reservation(sale, m, n=m).order_sn for m in (1, 2, 3))
     with shop.backend.uow() as uow:
@@ -155,26 +179,35 @@ def test_close_only_an_order_past_its_time_and_still_awaiting_payment(shop, sale
         uow.commit()
 
     assert shop.orders.due(DUE - timedelta(microseconds=1), 10) == []
-    assert shop.orders.close(first, DUE - timedelta(microseconds=1)) is None
     assert shop.orders.due(DUE, 10) == [first, second]
     assert shop.orders.due(DUE, 1) == [first]
-    assert shop.orders.close(third, DUE) is None
-    assert shop.order(third).status is OrderStatus.AWAITING_SHIPMENT
-
-    assert shop.orders.close(first, DUE) == bare(reservation(sale, 1, n=1))
-    assert shop.orders.close(first, DUE) is None
-    assert shop.order(first).status is OrderStatus.CLOSED
-    assert [lock.status for lock in shop.locks(first)] == [LockStatus.RELEASED]
-    assert [lock.status for lock in shop.locks(second)] == [LockStatus.LOCKED]
-    assert shop.stock_of(SKU) == (100, 2, 0)
+    close(shop, first)
     assert shop.orders.due(DUE, 10) == [second]
-    assert shop.orders.created(first)  # closed, but it exists
+
+
+def test_release_records_a_closed_order_once(shop, sale):
+    shop.orders.create([seckill_order(sale, 1, n=1), seckill_order(sale, 2, n=2)])
+    first = reservation(sale, 1, n=1)
+
+    assert shop.orders.release(first.order_sn) is None  # its order is not closed
     assert shop.orders.held(sale.id) == 2
+    close(shop, first.order_sn)
+    assert shop.orders.held(sale.id) == 1  # a closed order holds no unit, released or not yet
+    assert shop.orders.get(first.order_sn).status is SeckillOrderStatus.CREATED
+
+    assert shop.orders.release(first.order_sn) == bare(first)
+    assert shop.orders.release(first.order_sn) is None
+    assert shop.orders.release("nope") is None
+    assert shop.orders.get(first.order_sn) == SeckillOrderRecord(bare(first), SeckillOrderStatus.CLOSED, DUE)
+    assert shop.orders.held(sale.id) == 1
+    assert shop.stock_of(SKU) == (100, 1, 0)
+    assert [lock.status for lock in shop.locks(first.order_sn)] == [LockStatus.RELEASED]
 
 
 def test_a_member_whose_order_closed_may_hold_a_new_one(shop, sale):
     shop.orders.create([seckill_order(sale, 1, n=1)])
-    shop.orders.close(reservation(sale, n=1).order_sn, DUE)
+    close(shop, reservation(sale, n=1).order_sn)
+    shop.orders.release(reservation(sale, n=1).order_sn)
 
     assert shop.orders.create([seckill_order(sale, 1, n=2)]) == {reservation(sale, n=2).order_sn: Creation.CREATED}
     assert shop.orders.create([seckill_order(sale, 1, n=3)]) == {reservation(sale, n=3).order_sn: Creation.CONFLICT}
@@ -183,7 +216,9 @@ def test_a_member_whose_order_closed_may_hold_a_new_one(shop, sale):
 
 def test_units_to_give_back_are_listed_until_marked_returned(shop, sale):
     shop.orders.create([seckill_order(sale, 1, n=1), seckill_order(sale, 2, n=2)])
-    shop.orders.close(reservation(sale, 1, n=1).order_sn, DUE)
+    close(shop, reservation(sale, 1, n=1).order_sn)
+    assert shop.orders.unreturned(10) == []  # closed, but not released yet
+    shop.orders.release(reservation(sale, 1, n=1).order_sn)
     shop.orders.abandon(reservation(sale, 3, n=3))
 
     assert shop.orders.unreturned(10) == [bare(reservation(sale, 1, n=1)), bare(reservation(sale, 3, n=3))]

@@ -14,6 +14,7 @@ from dramatiq.brokers.stub import StubBroker
 
 from gmall_payment.adapters.bootstrap import bootstrap
 from gmall_payment.adapters.dramatiq.broker import QUEUE
+from gmall_payment.adapters.inprocess.seckill import InMemorySales, InMemorySeckillOrders
 from gmall_payment.core import events
 from gmall_payment.core.model import LockStatus, OrderStatus
 
@@ -77,7 +78,8 @@ def faults(db):
 @pytest.fixture
 def shop(tmp_path, db, faults):
     db.clock = datetime.now  # outbox times on the relay's clock, or every event looks old to the sweep
-    services = bootstrap({**SETTINGS, "INSTANCE_PATH": str(tmp_path)}, faults.unit_of_work, context=faults.context)
+    services = bootstrap({**SETTINGS, "INSTANCE_PATH": str(tmp_path)}, faults.unit_of_work, sales=InMemorySales(db),
+                         seckill_orders=InMemorySeckillOrders(db), context=faults.context)
     yield services
     services.bus.close()
 
@@ -114,7 +116,8 @@ def assert_fulfilled_once(db, order_sn):
 
 def test_the_embedded_default_is_an_in_process_broker_with_one_actor_per_step(shop):
     assert isinstance(shop.broker, StubBroker) and shop.bus.in_process
-    assert sorted(shop.broker.actors) == ["award_points", "deduct_stock", "mark_order_paid"]
+    assert sorted(shop.broker.actors) == ["award_points", "deduct_stock", "drain_seckill", "expire_seckill_orders",
+                                          "give_back_seckill_unit", "mark_order_paid"]
     actor = shop.broker.actors["award_points"]
     assert (actor.queue_name, actor.options["max_retries"], actor.options["time_limit"]) == (QUEUE, 3, 500)
     assert shop.bus.worker is None  # started by the first publish or request, not by bootstrap
