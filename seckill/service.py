@@ -91,6 +91,12 @@ class SeckillService:
         """
         return self.gate.preheat(sale, sale.units - self.orders.held(sale.id))
 
+    def showcase(self, within: timedelta) -> list[tuple[Sale, int | None]]:
+        """Sales open now or starting within ``within``, each with its units left in the gate
+        (None: not loaded yet, or lost)."""
+        now = self.clock()
+        return [(sale, self.gate.units_left(sale.sku_id)) for sale in self.sales.overlapping(now, now + within)]
+
     def tick(self) -> bool:
         """The periodic job: preheat the sales starting within ``preheat_ahead`` (and open
         ones the gate lost), unload those that ended, expire what is due; True while some

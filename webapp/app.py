@@ -11,7 +11,8 @@ from ..adapters.sql.engine import prepare_engine
 from ..adapters.sql.models import db
 from ..adapters.sql.seckill import SqlSales, SqlSeckillOrders
 from ..adapters.sql.store import SqlUnitOfWork
-from . import api, callbacks, cli, payment, settings, storefront
+from . import api, callbacks, cli, payment, seckill, settings, storefront
+from .limits import limit_clicks
 
 csrf = CSRFProtect()
 
@@ -27,12 +28,13 @@ def create_app(test_config=None) -> Flask:
     with app.app_context():
         prepare_engine(db.engine)
     csrf.init_app(app)
-    for blueprint in (storefront.bp, payment.bp, callbacks.bp, api.bp):
+    for blueprint in (storefront.bp, payment.bp, callbacks.bp, api.bp, seckill.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(callbacks.bp)  # providers prove themselves by signature, not by a form token
     cli.register(app)
     app.extensions["gmall"] = bootstrap(app.config, SqlUnitOfWork, sales=SqlSales(), seckill_orders=SqlSeckillOrders(),
                                         context=app.app_context)
+    limit_clicks(app, app.extensions["gmall"])
     # The embedded default's in-process worker (and its outbox sweep) starts with the first
     # request, not with every CLI command; on Redis this does nothing.
     app.before_request(app.extensions["gmall"].bus.start)
