@@ -34,7 +34,7 @@ def create(sku_id, title, price, units, start, end):
         sale = _services().seckill.create_sale(Sale(sku_id, title, to_amount(price), units, start, end))
     except DomainError as error:
         raise click.UsageError(str(error)) from None
-    click.echo(f"sale {sale.id}: SKU {sale.sku_id} {sale.title} ¥{sale.price} × {sale.units}, {sale.start} .. {sale.end}")
+    click.echo(_describe(sale))
 
 
 @seckill.command("list")
@@ -43,9 +43,7 @@ def create(sku_id, title, price, units, start, end):
 def list_sales(days):
     """Sales open now or starting soon, with the units left in the gate ('-': not loaded)."""
     for sale, units in _services().seckill.showcase(timedelta(days=days)):
-        left = "-" if units is None else units
-        click.echo(f"sale {sale.id}: SKU {sale.sku_id} {sale.title} ¥{sale.price} × {sale.units}, "
-                   f"{sale.start} .. {sale.end}, left {left}")
+        click.echo(f"{_describe(sale)}, left {'-' if units is None else units}")
 
 
 @seckill.command("preheat")
@@ -68,3 +66,8 @@ def preheat(sale_id):
         raise click.UsageError(str(error)) from None
     left = services.seckill.gate.units_left(sale.sku_id)
     click.echo(f"sale {sale_id} {'preheated' if loaded else 'was preheated already'}: {left} units left")
+
+
+def _describe(sale) -> str:
+    return (f"sale {sale.id}: SKU {sale.sku_id} {sale.title} ¥{sale.price} × {sale.units}, "
+            f"{sale.start:%Y-%m-%d %H:%M:%S} .. {sale.end:%Y-%m-%d %H:%M:%S}")
