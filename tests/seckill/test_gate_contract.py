@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import redis
 from redis.crc import key_slot
 
 from gmall_payment.adapters.redis.seckill import RedisReservationGate
@@ -263,3 +264,15 @@ def test_a_sale_key_redis_lost_is_not_on_sale_and_never_refilled(redis_gate, red
     assert not redis_client.exists(redis_gate.keys(SKU)[0])  # ...but no unit comes back into a lost sale
     assert click(redis_gate, 2, now=OPEN) == Click(Outcome.NOT_ON_SALE)
     assert redis_gate.units_left(SKU) is None
+
+
+@pytest.mark.redis
+def test_a_hand_off_that_fails_inside_the_script_takes_no_unit_and_records_no_member(redis_gate, redis_client):
+    _, buyers, pending = redis_gate.keys(SKU)
+    redis_client.delete(pending)
+    redis_client.set(pending, "not a stream")  # XADD, the script's first write, now fails
+
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        click(redis_gate, 1)
+    assert redis_gate.units_left(SKU) == 10
+    assert not redis_client.exists(buyers)
