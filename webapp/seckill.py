@@ -111,8 +111,8 @@ def not_found(error):
     return json_error(error) if wants_json() else error
 
 
-def too_many_requests(error):
-    """429 from the rate limits; Retry-After is set by flask-limiter's headers."""
+def too_many_requests():
+    """The answer over a rate limit (``limits`` adds Retry-After)."""
     if wants_json():
         return jsonify(outcome="rate_limited", message=TOO_MANY), 429
     return render_template("seckill_result.html", outcome="rate_limited", message=TOO_MANY, order_sn=None,
