@@ -19,15 +19,9 @@ import contextlib
 import json
 import multiprocessing
 import os
-import signal
 import socket
-import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -35,17 +29,15 @@ from pathlib import Path
 
 import redis
 from flask import Flask, jsonify, session
-from sqlalchemy import create_engine, func, insert, select
-from sqlalchemy.engine import make_url
+from harness import BIN, Harness, percentile
+from sqlalchemy import func, insert, select
 
 from gmall_payment.adapters.sql import fixtures
 from gmall_payment.adapters.sql.models import Member, db
 from gmall_payment.adapters.sql.seckill import SeckillOrderRow
 from gmall_payment.core.seckill import Sale, SeckillOrderStatus
-from gmall_payment.webapp import create_app
 
 HERE = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent
 SKU = 9001
 SECRET = "benchmark-only"
 
@@ -106,35 +98,18 @@ def main():
     print(f"last order {shop['last_order']:.2f} s after the last click (target <= 10 s for 10,000 units)")
 
 
-class Bench:
+class Bench(Harness):
     def __init__(self, args):
         self.args = args
-        self.folder = Path(tempfile.mkdtemp(prefix="gmall-seckill-bench-"))
-        self.server = create_engine(args.mysql_url, isolation_level="AUTOCOMMIT")
-        self.database = f"gmall_bench_{uuid.uuid4().hex[:10]}"
-        self.namespace = f"gmall-bench-{uuid.uuid4().hex[:10]}"
-        self.port = _free_port()
-        self.processes = []
-        self.settings = {
-            "INSTANCE_PATH": str(self.folder / "instance"),
-            "DATABASE_URL": make_url(args.mysql_url).set(database=self.database).render_as_string(hide_password=False),
-            "REDIS_URL": args.redis_url,
-            "REDIS_NAMESPACE": self.namespace,
-            "SECRET_KEY": SECRET,
-            "PROVIDERS": "mockpay",
-            "SECKILL_TICK_SECONDS": 0.2,
-            # Every click counts against both limits, which stay far above what the load sends.
-            "SECKILL_RATE_LIMIT_MEMBER": "1000/second",
-            "SECKILL_RATE_LIMIT_IP": "1000000/second",
-        }
-        self.cookies = []
+        # Every click counts against both limits, which stay far above what the load sends.
+        super().__init__(args.mysql_url, args.redis_url, SECRET_KEY=SECRET, SECKILL_TICK_SECONDS=0.2,
+                         SECKILL_RATE_LIMIT_MEMBER="1000/second", SECKILL_RATE_LIMIT_IP="1000000/second")
+        self.extra_env = {"BENCH_REDIS_URL": args.redis_url, "BENCH_PREFIX": f"{self.namespace}:seed:",
+                          "PYTHONPATH": str(HERE)}
 
     def __enter__(self):
-        with self.server.connect() as connection:
-            connection.exec_driver_sql(f"CREATE DATABASE `{self.database}` CHARACTER SET utf8mb4")
-        self.app = create_app(dict(self.settings))
+        super().__enter__()
         with self.app.app_context():
-            db.create_all()
             db.session.execute(insert(Member.__table__), [{"id": m, "username": f"b{m}", "password_hash": "x"}
                                                           for m in range(1, self.args.members + 1)])
             db.session.commit()
@@ -143,36 +118,8 @@ class Bench:
         self.cookies = [serializer.dumps({"member_id": m}) for m in range(1, self.args.members + 1)]
         return self
 
-    def __exit__(self, *exc_info):
-        self._stop_processes()
-        with self.app.app_context():
-            db.engine.dispose()
-        with self.server.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE `{self.database}`")
-        self.server.dispose()
-        client = redis.Redis.from_url(self.args.redis_url)
-        for key in client.scan_iter(f"{self.namespace}*"):
-            client.delete(key)
-        for key in client.scan_iter(f"LIMITER/{self.namespace}/*"):
-            client.delete(key)
-        client.close()
-
-    # servers
-
-    def _env(self) -> dict:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GMALL_")}
-        env.update({f"GMALL_{key}": str(value) for key, value in self.settings.items()})
-        env.update(BENCH_REDIS_URL=self.args.redis_url, BENCH_PREFIX=f"{self.namespace}:seed:",
-                   PYTHONPATH=str(HERE))
-        return env
-
-    def _start(self, name, command):
-        log = (self.folder / f"{name}.log").open("w")
-        self.processes.append(subprocess.Popen(command, env=self._env(), stdout=log, stderr=subprocess.STDOUT,
-                                               start_new_session=True))
-
     def _gunicorn(self, app, probe):
-        self._start("web", [str(BIN / "gunicorn"), "-k", "gthread", "-w", str(self.args.web_workers), "--threads",
+        self.start("web", [str(BIN / "gunicorn"), "-k", "gthread", "-w", str(self.args.web_workers), "--threads",
                             str(self.args.web_threads), "-b", f"127.0.0.1:{self.port}", "--log-level", "warning",
                             "--keep-alive", "30", "--backlog", "2048", app])
         deadline = time.monotonic() + 60
@@ -181,24 +128,9 @@ class Bench:
                 status, _ = _one_request(self.port, probe, "")
                 if status < 500:
                     return
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
-                raise SystemExit(f"{app} did not start:\n{self._logs()}")
+            if time.monotonic() > deadline or self.exited():
+                raise SystemExit(f"{app} did not start:\n{self.logs()}")
             time.sleep(0.2)
-
-    def _stop_processes(self):
-        for process in self.processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-        self.processes = []
-
-    def _logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(self.folder.glob("*.log")))
 
     # runs
 
@@ -207,7 +139,7 @@ class Bench:
         try:
             return self._report("hello", self._fire("/hello"))
         finally:
-            self._stop_processes()
+            self.stop_processes()
 
     def run_seed(self):
         client = redis.Redis.from_url(self.args.redis_url, decode_responses=True)
@@ -217,7 +149,7 @@ class Bench:
         try:
             answers = self._fire(f"/miaosha/{SKU}")
         finally:
-            self._stop_processes()
+            self.stop_processes()
         queued = [json.loads(m) for m in client.lrange(f"{seed_prefix}ORDER-EXCHANGE:sec.kill", 0, -1)]
         client.close()
         per_member = Counter(m["userId"] for m in queued)
@@ -229,14 +161,14 @@ class Bench:
         with self.app.app_context():
             self.app.extensions["gmall"].seckill.create_sale(
                 Sale(SKU, "秒杀 ¥9.90", Decimal("9.90"), self.args.units, now, now + timedelta(hours=2)))
-        self._start("worker", [str(BIN / "dramatiq"), "gmall_payment.webapp.worker", "-p",
+        self.start("worker", [str(BIN / "dramatiq"), "gmall_payment.webapp.worker", "-p",
                                str(self.args.worker_processes), "-t", str(self.args.worker_threads)])
         self._gunicorn("gmall_payment.webapp:create_app()", "/login")
         gate = self.app.extensions["gmall"].seckill.gate
         deadline = time.monotonic() + 30
         while gate.units_left(SKU) != self.args.units:
             if time.monotonic() > deadline:
-                raise SystemExit(f"the worker did not preheat the sale:\n{self._logs()}")
+                raise SystemExit(f"the worker did not preheat the sale:\n{self.logs()}")
             time.sleep(0.1)
         try:
             answers = self._fire(f"/seckill/{SKU}")
@@ -245,7 +177,7 @@ class Bench:
             made = self._wait_for_orders(len(reserved))
             last_order = time.monotonic() - last_click
         finally:
-            self._stop_processes()
+            self.stop_processes()
         with self.app.app_context():
             rows = db.session.execute(select(SeckillOrderRow.member_id, func.count()).where(
                 SeckillOrderRow.status == int(SeckillOrderStatus.CREATED)).group_by(SeckillOrderRow.member_id)).all()
@@ -268,7 +200,7 @@ class Bench:
             if made >= count:
                 return made
             if time.monotonic() - started > self.args.timeout:
-                raise SystemExit(f"only {made} of {count} orders after {self.args.timeout:g}s:\n{self._logs()}")
+                raise SystemExit(f"only {made} of {count} orders after {self.args.timeout:g}s:\n{self.logs()}")
             time.sleep(0.05)
 
     def _fire(self, path):
@@ -291,7 +223,7 @@ class Bench:
         rate = len(answers) / self.elapsed
         print(f"\n{title}: {len(answers)} requests in {self.elapsed:.2f} s; statuses {dict(sorted(statuses.items()))}")
         print(f"  requests/s               {rate:8.0f}")
-        print(f"  latency ms               p50 {_pct(latencies, 50):6.1f}   p99 {_pct(latencies, 99):6.1f}")
+        print(f"  latency ms               p50 {percentile(latencies, 50):6.1f}   p99 {percentile(latencies, 99):6.1f}")
         if oversold is not None:
             print(f"  oversold                 {oversold}")
             print(f"  double-bought            {double}")
@@ -346,16 +278,6 @@ def _one_request(port, path, cookie):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: session={cookie}\r\n\r\n".encode())
         return _read_response(sock.makefile("rb"))
-
-
-def _pct(values, percent):
-    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1] if len(values) > 1 else values[0]
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":
