@@ -16,31 +16,22 @@ import contextlib
 import os
 import random
 import shutil
-import signal
-import socket
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
-import redis
 import requests
-from sqlalchemy import create_engine, select
+from harness import BIN, Harness, percentile
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from gmall_payment.adapters.sql import fixtures
 from gmall_payment.adapters.sql.models import PointsLedger, db
 from gmall_payment.core.model import Order, OrderItem
 from gmall_payment.plugins.mockpay.sandbox import SandboxTrade, signed_notification
-from gmall_payment.webapp import create_app
 
-BIN = Path(sys.executable).parent
 PRICE = Decimal("19.90")
 
 
@@ -65,82 +56,36 @@ def main():
         bench.run("maximum rate", bench.sns[args.n:], rate=None)
 
 
-class Bench:
+class Bench(Harness):
     def __init__(self, args):
         self.args = args
-        self.folder = Path(tempfile.mkdtemp(prefix="gmall-bench-"))
-        self.server = create_engine(args.mysql_url, isolation_level="AUTOCOMMIT")
-        self.database = f"gmall_bench_{uuid.uuid4().hex[:10]}"
-        self.namespace = f"gmall-bench-{uuid.uuid4().hex[:10]}"
-        self.port = _free_port()
-        self.processes = []
-        self.settings = {
-            "INSTANCE_PATH": str(self.folder / "instance"),
-            "DATABASE_URL": make_url(args.mysql_url).set(database=self.database).render_as_string(hide_password=False),
-            "REDIS_URL": args.redis_url,
-            "REDIS_NAMESPACE": self.namespace,
-            "SECRET_KEY": "benchmark-only",
-            "PROVIDERS": "mockpay",
-            "PUBLIC_URL": f"http://127.0.0.1:{self.port}",
-        }
+        super().__init__(args.mysql_url, args.redis_url)
+        self.settings["PUBLIC_URL"] = f"http://127.0.0.1:{self.port}"
         self.web_kind = "gunicorn" if shutil.which("gunicorn", path=str(BIN)) else "flask (threaded)"
 
     def __enter__(self):
-        with self.server.connect() as connection:
-            connection.exec_driver_sql(f"CREATE DATABASE `{self.database}` CHARACTER SET utf8mb4")
-        self.app = create_app({**self.settings})
-        with self.app.app_context():
-            db.create_all()
+        super().__enter__()
         self.key = self.app.extensions["gmall"].providers.get("mockpay").config.private_key
         self._start_processes()
         return self
 
-    def __exit__(self, *exc_info):
-        for process in self.processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-        with self.app.app_context():
-            db.engine.dispose()
-        with self.server.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE `{self.database}`")
-        self.server.dispose()
-        client = redis.Redis.from_url(self.args.redis_url)
-        for key in client.scan_iter(f"{self.namespace}:*"):
-            client.delete(key)
-        client.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
     def _start_processes(self):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GMALL_")}
-        env.update({f"GMALL_{key}": str(value) for key, value in self.settings.items()})
         if self.web_kind == "gunicorn":
             web = [str(BIN / "gunicorn"), "-w", str(self.args.web_workers), "--threads", "4", "-b",
                    f"127.0.0.1:{self.port}", "--log-level", "warning", "gmall_payment.webapp:create_app()"]
         else:
             web = [str(BIN / "gmall-payment"), "run", "--no-reload", "--with-threads", "-p", str(self.port)]
-        worker = [str(BIN / "dramatiq"), "gmall_payment.webapp.worker", "-p", str(self.args.worker_processes),
-                  "-t", str(self.args.worker_threads)]
-        for name, command in (("web", web), ("worker", worker)):
-            log = (self.folder / f"{name}.log").open("w")
-            self.processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                   start_new_session=True))
+        self.start("web", web)
+        self.start("worker", [str(BIN / "dramatiq"), "gmall_payment.webapp.worker", "-p",
+                              str(self.args.worker_processes), "-t", str(self.args.worker_threads)])
         deadline = time.monotonic() + 60
         while True:
             with contextlib.suppress(requests.RequestException):
                 if requests.get(f"{self.settings['PUBLIC_URL']}/login", timeout=2).status_code == 200:
                     break
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
-                raise SystemExit("the shop or the worker did not start:\n" + self._logs())
+            if time.monotonic() > deadline or self.exited():
+                raise SystemExit("the shop or the worker did not start:\n" + self.logs())
             time.sleep(0.2)
-
-    def _logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(self.folder.glob("*.log")))
 
     def arrange(self, count):
         """Members, a SKU with stock, and ``count`` orders with locked stock and started payments."""
@@ -188,8 +133,8 @@ class Bench:
         responses = sorted(seconds * 1000 for _, seconds in answers)
         print(f"\n{title}: {len(sns)} notifications, {len(failed)} not answered success")
         print(f"  notifications/s          {len(sns) / sending:8.1f}   (sent in {sending:.2f} s)")
-        print(f"  notify answer ms         p50 {_pct(responses, 50):7.1f}   p99 {_pct(responses, 99):7.1f}")
-        print(f"  notify -> points ms      p50 {_pct(latencies, 50):7.1f}   p99 {_pct(latencies, 99):7.1f}"
+        print(f"  notify answer ms         p50 {percentile(responses, 50):7.1f}   p99 {percentile(responses, 99):7.1f}")
+        print(f"  notify -> points ms      p50 {percentile(latencies, 50):7.1f}   p99 {percentile(latencies, 99):7.1f}"
               f"   max {latencies[-1]:.1f}")
         print(f"  orders fulfilled/s       {len(sns) / pipeline:8.1f}   (all points awarded after {pipeline:.2f} s)")
 
@@ -203,18 +148,8 @@ class Bench:
             if len(rows) == len(wanted):
                 return dict(rows)
             if time.monotonic() - started > self.args.timeout:
-                raise SystemExit(f"only {len(rows)} of {len(wanted)} awarded in {self.args.timeout:g}s:\n{self._logs()}")
+                raise SystemExit(f"only {len(rows)} of {len(wanted)} awarded in {self.args.timeout:g}s:\n{self.logs()}")
             time.sleep(0.05)
-
-
-def _pct(values, percent):
-    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1] if len(values) > 1 else values[0]
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -38,3 +38,11 @@ def to_amount(value) -> Decimal:
 def format_amount(amount: Decimal) -> str:
     """The two-decimal text providers sign and compare (``"12.30"``)."""
     return f"{amount.quantize(CENT):.2f}"
+
+
+def points_for(amount: Decimal) -> int:
+    """Integration (and growth) an order of ``amount`` yuan earns: one per ten whole yuan.
+
+    The one rule for every kind of order (demo orders, flash-sale orders), so they cannot drift.
+    """
+    return int(amount) // 10

@@ -1,7 +1,7 @@
 """The outbox relay: sends committed events to the bus, and marks them sent only then."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from .fulfilment import SETTLED, STEPS_BY_EVENT
@@ -16,15 +16,18 @@ class OutboxRelay:
     prefers sending again to losing an event: a crash after ``publish`` and before
     ``mark_sent`` resends on the next flush, and an event whose steps left no settled
     outcome in the fulfilment trace ``redeliver_after`` its sending is sent again (the
-    broker lost it: Redis restarted empty, a worker died holding it).
+    broker lost it: Redis restarted empty, a worker died holding it). ``routes`` names the
+    steps each event triggers, as the bus sends them.
     """
 
     #: The sweep leaves events this young to the commit that wrote them (it sends them at once).
     SWEEP_GRACE = timedelta(seconds=5)
 
     def __init__(self, uow: Callable, bus, clock: Callable[[], datetime] = datetime.now, batch: int = 100,
-                 redeliver_after: timedelta = timedelta(minutes=5)):
+                 redeliver_after: timedelta = timedelta(minutes=5),
+                 routes: Mapping[str, Sequence[str]] = STEPS_BY_EVENT):
         self.uow = uow
+        self.routes = routes
         self.bus = bus
         self.clock = clock
         self.batch = batch
@@ -103,10 +106,9 @@ class OutboxRelay:
             if len(due) < self.batch:
                 return resent
 
-    @staticmethod
-    def _settled(uow, event) -> bool:
+    def _settled(self, uow, event) -> bool:
         outcomes = {entry.step for entry in uow.trace.for_order(event.order_sn) if entry.outcome in SETTLED}
-        return all(step in outcomes for step in STEPS_BY_EVENT[event.name])
+        return all(step in outcomes for step in self.routes[event.name])
 
     def _mark(self, ids) -> int:
         if ids:

@@ -9,8 +9,10 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from ..adapters.bootstrap import bootstrap
 from ..adapters.sql.engine import prepare_engine
 from ..adapters.sql.models import db
+from ..adapters.sql.seckill import SqlSales, SqlSeckillOrders
 from ..adapters.sql.store import SqlUnitOfWork
-from . import api, callbacks, cli, operator, payment, settings, storefront
+from . import api, callbacks, cli, operator, payment, seckill, settings, storefront
+from .limits import limit_clicks
 
 csrf = CSRFProtect()
 
@@ -26,12 +28,14 @@ def create_app(test_config=None) -> Flask:
     with app.app_context():
         prepare_engine(db.engine)
     csrf.init_app(app)
-    for blueprint in (storefront.bp, payment.bp, callbacks.bp, api.bp, operator.pages, operator.api):
+    for blueprint in (storefront.bp, payment.bp, callbacks.bp, api.bp, operator.pages, operator.api, seckill.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(callbacks.bp)  # providers prove themselves by signature, not by a form token
     csrf.exempt(operator.api)  # a Bearer token, which no browser sends by itself
     cli.register(app)
-    app.extensions["gmall"] = bootstrap(app.config, SqlUnitOfWork, context=app.app_context)
+    app.extensions["gmall"] = bootstrap(app.config, SqlUnitOfWork, sales=SqlSales(), seckill_orders=SqlSeckillOrders(),
+                                        context=app.app_context)
+    limit_clicks(app, app.extensions["gmall"])
     # The embedded default's in-process worker (and its outbox sweep) starts with the first
     # request, not with every CLI command; on Redis this does nothing.
     app.before_request(app.extensions["gmall"].bus.start)

@@ -12,8 +12,10 @@ from ..adapters.dramatiq.broker import ensure_reachable
 from ..adapters.sql import demo
 from ..adapters.sql.models import db
 from ..core.fulfilment import ALL_STEPS
+from ..seckill.service import GIVE_BACK
 from .operator_cli import operator_token, payments
 from .provider_cli import alipay_sandbox, notifications
+from .seckill_cli import seckill
 
 #: What ``dramatiq`` imports in each worker process (see webapp/worker.py).
 WORKER_MODULE = "gmall_payment.webapp.worker"
@@ -32,11 +34,11 @@ def init_db():
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo():
-    """Demo members, SKUs with stock, and orders awaiting payment with their stock locked."""
-    created = demo.seed()
+    """Demo members, SKUs with stock, orders awaiting payment with their stock locked, an open flash sale."""
+    created = demo.seed(current_app.extensions["gmall"].seckill)
     for member in demo.MEMBERS:
         click.echo(f"member {member.username} / password {member.password}")
-    click.echo(f"{created} new orders awaiting payment")
+    click.echo(f"{created} new orders awaiting payment; flash sale: gmall-payment seckill list")
 
 
 @click.command("providers")
@@ -76,7 +78,7 @@ def worker(dramatiq_args):
 
 
 @click.command("replay")
-@click.argument("step", type=click.Choice(ALL_STEPS))
+@click.argument("step", type=click.Choice([*ALL_STEPS, GIVE_BACK]))
 @click.argument("order_sn")
 @with_appcontext
 def replay(step, order_sn):
@@ -136,7 +138,7 @@ def expire(dry_run, limit):
 
 def register(app):
     for command in (init_db, seed_demo, providers, notifications, alipay_sandbox, worker, replay, reconcile,
-                    expire, payments, operator_token):
+                    expire, payments, operator_token, seckill):
         app.cli.add_command(command)
 
 

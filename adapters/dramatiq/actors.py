@@ -1,16 +1,17 @@
-"""The background actors and the bus that sends to them.
+"""The step actors and the bus that sends events to them.
 
-One actor per step of ``core.fulfilment.STEPS_BY_EVENT``, named after it and taking the
-order number, a plain JSON string. Each runs the core's idempotent step (fulfilment, the
-automatic refund, taking points back), so a message delivered twice, or out of order, takes
-effect once; a step that arrives before what it depends on (``StepNotReady``) is retried
-with backoff like any failure, and what fails for good is dead-lettered.
+One actor per step an event triggers (``core.fulfilment.STEPS_BY_EVENT`` and the flash
+sale's give-back), named after it and taking the order number, a plain JSON string. Each
+runs the core's idempotent step (fulfilment, the automatic refund, taking points back,
+closing trades, giving a flash-sale unit back), so a message delivered twice, or out of
+order, takes effect once; a step that arrives before what it depends on (``StepNotReady``)
+is retried with backoff like any failure, and what fails for good is dead-lettered.
 """
 
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import dramatiq
 from dramatiq import Broker, Worker
@@ -18,7 +19,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Interrupt
 
 from ...core.errors import OrderNotFound, PaymentNotFound, StepNotReady
-from ...core.fulfilment import ALL_STEPS, DEAD, FAILED, STEPS_BY_EVENT
+from ...core.fulfilment import DEAD, FAILED
 from ...ports.messaging import MessageBus
 from .broker import QUEUE, BrokerSettings, describe
 
@@ -31,23 +32,20 @@ PERMANENT_ERRORS = (OrderNotFound, PaymentNotFound)
 class StepRunner:
     """Runs a step as its actor does, in the background ``context``, and records failures.
 
-    ``steps`` maps each step of ``ALL_STEPS`` to the core's function taking the order number.
-    Done and skipped steps are traced by the core in the step's own transaction; a failed
-    attempt and a dead-lettered message are traced here, in a transaction of their own.
+    ``steps`` maps each step's name to the service method that runs it on an order number.
+    Done and skipped steps are traced by the services; a failed attempt and a dead-lettered
+    message are traced here, in a transaction of their own.
     """
 
     def __init__(self, steps: Mapping[str, Callable[[str], bool]], uow: Callable,
                  context: Callable = contextlib.nullcontext):
-        missing = set(ALL_STEPS) - set(steps)
-        if missing:
-            raise ValueError(f"no function for the steps {sorted(missing)}")
-        self.steps = dict(steps)
+        self.steps = steps
         self.uow = uow
         self.context = context
 
     def run(self, step: str, order_sn: str) -> bool:
         """Run ``step`` of ``order_sn``; True if it changed something. Failures are traced, then raised."""
-        if step not in ALL_STEPS:
+        if step not in self.steps:
             raise ValueError(f"unknown step {step!r}")
         try:
             with self.context():
@@ -77,7 +75,7 @@ def _attempt() -> int:
 
 
 def declare_actors(broker: Broker, runner: StepRunner, settings: BrokerSettings) -> dict[str, dramatiq.Actor]:
-    """Declare one actor per step on ``broker`` (never on Dramatiq's global broker)."""
+    """Declare one actor per step of ``runner`` on ``broker`` (never on Dramatiq's global broker)."""
     return {
         step: dramatiq.actor(
             _actor_function(runner, step),
@@ -90,7 +88,7 @@ def declare_actors(broker: Broker, runner: StepRunner, settings: BrokerSettings)
             time_limit=int(settings.time_limit_seconds * 1000),
             throws=PERMANENT_ERRORS,
         )
-        for step in ALL_STEPS
+        for step in runner.steps
     }
 
 
@@ -106,15 +104,17 @@ def _actor_function(runner: StepRunner, step: str):
 
 
 class DramatiqBus(MessageBus):
-    """Publishes an event as one message per step it triggers.
+    """Publishes an event as one message per step ``routes`` says it triggers.
 
     On the embedded default (a StubBroker) it also owns the in-process worker, started
     by ``start()`` (the app calls it on its first request) or by the first publish.
     """
 
-    def __init__(self, broker: Broker, actors: Mapping[str, dramatiq.Actor], threads: int = 4):
+    def __init__(self, broker: Broker, actors: Mapping[str, dramatiq.Actor],
+                 routes: Mapping[str, Sequence[str]], threads: int = 4):
         self.broker = broker
         self.actors = actors
+        self.routes = routes
         self.threads = threads
         self.worker: Worker | None = None
         self._booted = False
@@ -126,7 +126,7 @@ class DramatiqBus(MessageBus):
 
     def publish(self, event):
         """Send every step of ``event``; a broker error propagates (the event stays unsent)."""
-        for step in STEPS_BY_EVENT[event.name]:
+        for step in self.routes[event.name]:
             self.actors[step].send(event.order_sn)
         self.start()
 
@@ -144,13 +144,17 @@ class DramatiqBus(MessageBus):
                 self.worker = worker
 
     def join(self, timeout: float = 60) -> None:
-        """Wait until the in-process worker has handled everything sent so far (tests, CLI)."""
+        """Wait until the in-process worker has handled every step message sent so far, their
+        retries and what they sent in turn (tests, CLI).
+
+        Only the steps' queue: the flash sale's queues hold messages delayed until their orders
+        expire (half an hour), which the worker's own ``join`` would wait for.
+        """
         if not self.in_process:
             raise RuntimeError("join() waits for the in-process worker; Redis messages go to `dramatiq` workers")
         if self.worker is None:
             return
         self.broker.join(QUEUE, timeout=int(timeout * 1000))
-        self.worker.join()
 
     def drain(self) -> None:
         """Before a command exits: the in-process worker, if any, runs what was published, then

@@ -7,7 +7,7 @@ run in both.
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import redis
@@ -16,6 +16,8 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.errors import ConnectionFailed
 from dramatiq.middleware import CurrentMessage, Retries, ShutdownNotifications, TimeLimit
+
+from ..config import numbers
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ class BrokerSettings:
             "redis_url": str(settings.get("REDIS_URL") or ""),
             "namespace": str(settings.get("REDIS_NAMESPACE") or default.namespace),
         }
-        for field, key, kind, may_be_zero in (
+        values.update(numbers(settings, default, (
             ("max_retries", "STEP_MAX_RETRIES", int, True),
             ("min_backoff_seconds", "STEP_MIN_BACKOFF_SECONDS", float, True),
             ("max_backoff_seconds", "STEP_MAX_BACKOFF_SECONDS", float, False),
@@ -56,11 +58,7 @@ class BrokerSettings:
             ("heartbeat_timeout_seconds", "REDIS_HEARTBEAT_TIMEOUT_SECONDS", float, False),
             ("maintenance_chance", "REDIS_MAINTENANCE_CHANCE", int, True),
             ("threads", "INPROCESS_WORKER_THREADS", int, False),
-        ):
-            value = kind(settings.get(key, getattr(default, field)))
-            if value < 0 or (value == 0 and not may_be_zero):
-                raise ValueError(f"{key} must be a number {'>=' if may_be_zero else '>'} 0, got {value!r}")
-            values[field] = value
+        )))
         return cls(**values)
 
 
@@ -113,14 +111,19 @@ class DeadLetters(Middleware):
 
     ``on_dead(step, order_sn, attempts, error)`` is called too (it records the order as
     stuck); ``throws`` are the exceptions the actors fail on at once, without retries.
+    Only messages of ``steps`` are an order's steps; other actors' (the flash sale's drain
+    and expiry, which the next tick or sweep redoes) are left to Dramatiq's own log.
     """
 
     def __init__(self, on_dead: Callable[[str, str, int, BaseException | None], None],
-                 throws: tuple[type[BaseException], ...] = ()):
+                 throws: tuple[type[BaseException], ...] = (), steps: Collection[str] = ()):
         self.on_dead = on_dead
         self.throws = throws
+        self.steps = steps
 
     def after_nack(self, broker, message):
+        if message.actor_name not in self.steps:
+            return
         error = message._exception  # set by the worker thread on the message proxy
         # Retries counts an attempt it retries or gives up on, not one failing on ``throws``.
         attempts = message.options.get("retries", 0) + (1 if isinstance(error, self.throws) else 0)
@@ -133,30 +136,23 @@ class DeadLetters(Middleware):
         self.on_dead(message.actor_name, order_sn, attempts, error)
 
 
-@dataclass(frozen=True)
-class PeriodicTask:
-    """``task()`` every ``interval`` seconds (first at boot if ``at_boot``)."""
+class Periodic(Middleware):
+    """In every worker process (and the in-process worker), each job at boot and then every
+    ``interval`` seconds, in a thread of its own named after it, until the worker shuts
+    down: ``jobs`` maps a name to ``(job, interval)`` (the outbox sweep, the flash sale's tick),
+    or to ``(job, interval, False)`` for a job whose first run waits an interval instead of
+    coming at boot (reconciliation and order expiry: a restarting worker need not ask anyone).
+    Each job is safe to run in several workers at once."""
 
-    name: str
-    task: Callable[[], object]
-    interval: float
-    at_boot: bool = True
-
-
-class PeriodicTasks(Middleware):
-    """In every worker process (and the in-process worker), each task in a thread of its own,
-    until the worker shuts down. The outbox sweep, reconciliation and order expiry run this
-    way; each is safe to run in several workers at once."""
-
-    def __init__(self, tasks: list[PeriodicTask]):
-        self.tasks = list(tasks)
+    def __init__(self, jobs: Mapping[str, tuple]):
+        self.jobs = jobs
         self._stop = threading.Event()
         self._threads = []
 
     def after_worker_boot(self, broker, worker):
         self._stop.clear()
-        self._threads = [threading.Thread(target=self._run, args=(task,), name=f"gmall-{task.name}", daemon=True)
-                         for task in self.tasks]
+        self._threads = [threading.Thread(target=self._run, args=(name, *spec), name=f"gmall-{name}",
+                                          daemon=True) for name, spec in self.jobs.items()]
         for thread in self._threads:
             thread.start()
 
@@ -165,15 +161,15 @@ class PeriodicTasks(Middleware):
         for thread in self._threads:
             thread.join(timeout=30)
 
-    def _run(self, task: PeriodicTask):
-        if not task.at_boot and self._stop.wait(task.interval):
+    def _run(self, name, job, interval, at_boot=True):
+        if not at_boot and self._stop.wait(interval):
             return
         while True:
             try:
-                task.task()
-            except Exception:  # the task logs its own failures; this thread must outlive any
-                log.exception("%s failed", task.name)
-            if self._stop.wait(task.interval):
+                job()
+            except Exception:  # the job logs its own failures; this thread must outlive any
+                log.exception("%s failed", name)
+            if self._stop.wait(interval):
                 return
 
 

@@ -350,8 +350,9 @@ class _StockView(StockStore):
         sku.sales += quantity
 
     def release(self, sku_id, quantity):
+        sku = self.uow.t.skus[sku_id]  # KeyError, a LookupError, as SQL's for an unknown SKU
         self.uow.touch("skus", sku_id)
-        self.uow.t.skus[sku_id].stock_locked -= quantity
+        sku.stock_locked -= quantity
 
 
 class _PointsView(PointsStore):

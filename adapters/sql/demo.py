@@ -4,15 +4,17 @@ It stands in for the order service, which would have created the orders and lock
 stock; running it again tops each member up to a few open orders and changes nothing else.
 """
 
-import random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
 from ...core.model import Order, OrderItem, OrderStatus
+from ...core.money import points_for
+from ...core.ordersn import new_order_sn
+from ...core.seckill import Sale
 from . import fixtures
 from .models import Member, WareSku, db
 from .models import Order as OrderRow
@@ -33,19 +35,19 @@ SKUS = (
     (1002, "小米 14 16GB+1TB", Decimal("4999.00"), 100),
     (1003, "谷粒定制 帆布袋", Decimal("39.90"), 500),
 )
+#: The flash sale's SKU (only sold in the sale), and the sale: open from the moment
+#: seed-demo makes it, for a week.
+SALE_SKU = (1004, "华为 Mate 60 Pro 秒杀款", Decimal("6999.00"), 100)
+SALE_TITLE, SALE_PRICE, SALE_UNITS, SALE_DAYS = "华为 Mate 60 Pro 秒杀 ¥1999", Decimal("1999.00"), 10, 7
 
 
-def new_order_sn(now: datetime | None = None) -> str:
-    """A time-ordered order number like the seed's IdWorker.getTimeId()."""
-    return (now or datetime.now()).strftime("%Y%m%d%H%M%S%f") + f"{random.randrange(10**6):06d}"
-
-
-def seed() -> int:
-    """Make the demo data exist; return how many orders were created."""
+def seed(seckill) -> int:
+    """Make the demo data exist, with an open flash sale (``seckill``: the SeckillService);
+    return how many orders were created."""
     for member in MEMBERS:
         if db.session.get(Member, member.id) is None:
             fixtures.add_member(member.id, member.username, generate_password_hash(member.password))
-    for sku_id, name, price, stock in SKUS:
+    for sku_id, name, price, stock in (*SKUS, SALE_SKU):
         if db.session.scalar(select(WareSku).where(WareSku.sku_id == sku_id)) is None:
             fixtures.add_sku(sku_id, name, stock, price)
     created = 0
@@ -64,11 +66,14 @@ def seed() -> int:
                 member_id=member.id,
                 status=OrderStatus.AWAITING_PAYMENT,
                 pay_amount=amount,
-                integration=int(amount) // 10,
-                growth=int(amount) // 10,
+                integration=points_for(amount),
+                growth=points_for(amount),
                 items=[OrderItem(sku_id, name, quantity, price)],
             )
             fixtures.add_order(order, [(sku_id, quantity)])
             created += 1
     db.session.commit()
+    now = datetime.now()
+    if not any(sale.sku_id == SALE_SKU[0] for sale in seckill.sales.overlapping(now, now + timedelta(days=SALE_DAYS))):
+        seckill.create_sale(Sale(SALE_SKU[0], SALE_TITLE, SALE_PRICE, SALE_UNITS, now, now + timedelta(days=SALE_DAYS)))
     return created

@@ -7,10 +7,9 @@ arranging code serves both stores. Each call commits ``db.session`` of the curre
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import update
-
 from ...core import model
-from .models import Member, Order, OrderItem, StockLock, WareSku, db
+from .models import Member, WareSku, db
+from .orders import insert_orders
 
 
 def add_member(member_id: int, username: str, password_hash: str = "x") -> Member:
@@ -29,41 +28,5 @@ def add_sku(sku_id: int, sku_name: str, stock: int, price: Decimal = Decimal("10
 
 def add_order(order: model.Order, locks=()) -> None:
     """Store ``order`` with its items and lock ``[(sku_id, quantity)]`` of stock for it."""
-    now = datetime.now()
-    db.session.add(
-        Order(
-            id=order.id,
-            order_sn=order.order_sn,
-            member_id=order.member_id,
-            status=int(order.status),
-            total_amount=order.pay_amount,
-            pay_amount=order.pay_amount,
-            integration=order.integration,
-            growth=order.growth,
-            create_time=order.create_time or now,
-            items=[
-                OrderItem(
-                    order_sn=order.order_sn,
-                    sku_id=item.sku_id,
-                    sku_name=item.sku_name,
-                    sku_price=item.price,
-                    sku_quantity=item.quantity,
-                )
-                for item in order.items
-            ],
-        )
-    )
-    for sku_id, quantity in locks:
-        db.session.add(
-            StockLock(
-                order_sn=order.order_sn,
-                sku_id=sku_id,
-                quantity=quantity,
-                status=int(model.LockStatus.LOCKED),
-                create_time=now,
-            )
-        )
-        db.session.execute(
-            update(WareSku).where(WareSku.sku_id == sku_id).values(stock_locked=WareSku.stock_locked + quantity)
-        )
+    insert_orders(db.session, [(order, locks)], datetime.now())
     db.session.commit()

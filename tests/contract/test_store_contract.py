@@ -453,19 +453,15 @@ def test_locks_move_and_deduct(shop):
     assert shop.stock_of(1) == (10, 1, 0)
 
 
-def test_release_frees_locked_units(shop):
+def test_release_frees_locked_units_only(shop):
     with shop.uow() as uow:
-        lock = uow.stock.locks_for(SN)[1]
-        assert uow.stock.move_lock(lock.id, LockStatus.LOCKED, LockStatus.RELEASED)
         uow.stock.release(2, 2)
         uow.commit()
-
     assert shop.stock_of(2) == (20, 0, 0)
-    assert [lock.status for lock in read(shop, lambda uow: uow.stock.locks_for(SN))] == [
-        LockStatus.LOCKED, LockStatus.RELEASED]
+    assert shop.stock_of(1) == (10, 1, 0)
 
 
-def test_deduct_and_credit_refuse_unknown_rows(shop):
+def test_deduct_release_and_credit_refuse_unknown_rows(shop):
     with shop.uow() as uow:
         with pytest.raises(LookupError):
             uow.stock.deduct(999, 1)

@@ -61,7 +61,7 @@ def make_app(tmp_path, **overrides):
     app = create_app(config)
     with app.app_context():
         db.create_all()
-        demo.seed()
+        demo.seed(app.extensions["gmall"].seckill)
     return app
 
 

@@ -14,6 +14,7 @@ from dramatiq.brokers.stub import StubBroker
 
 from gmall_payment.adapters.bootstrap import bootstrap
 from gmall_payment.adapters.dramatiq.broker import QUEUE
+from gmall_payment.adapters.inprocess.seckill import InMemorySales, InMemorySeckillOrders
 from gmall_payment.core import events
 from gmall_payment.core.model import LockStatus, OrderStatus
 
@@ -23,6 +24,7 @@ SETTINGS = {
     "STEP_MAX_BACKOFF_SECONDS": 0.05,
     "STEP_TIME_LIMIT_SECONDS": 0.5,
     "OUTBOX_SWEEP_SECONDS": 3600,
+    "SECKILL_TICK_SECONDS": 3600,  # once, at boot: its background context must not take a planned hang
 }
 
 
@@ -77,7 +79,8 @@ def faults(db):
 @pytest.fixture
 def shop(tmp_path, db, faults):
     db.clock = datetime.now  # outbox times on the relay's clock, or every event looks old to the sweep
-    services = bootstrap({**SETTINGS, "INSTANCE_PATH": str(tmp_path)}, faults.unit_of_work, context=faults.context)
+    services = bootstrap({**SETTINGS, "INSTANCE_PATH": str(tmp_path)}, faults.unit_of_work, sales=InMemorySales(db),
+                         seckill_orders=InMemorySeckillOrders(db), context=faults.context)
     yield services
     services.bus.close()
 
@@ -115,6 +118,7 @@ def assert_fulfilled_once(db, order_sn):
 def test_the_embedded_default_is_an_in_process_broker_with_one_actor_per_step(shop):
     assert isinstance(shop.broker, StubBroker) and shop.bus.in_process
     assert sorted(shop.broker.actors) == ["auto_refund", "award_points", "close_trades", "deduct_stock",
+                                          "drain_seckill", "expire_seckill_orders", "give_back_seckill_unit",
                                           "mark_order_paid", "revoke_points"]
     actor = shop.broker.actors["award_points"]
     assert (actor.queue_name, actor.options["max_retries"], actor.options["time_limit"]) == (QUEUE, 3, 500)
@@ -207,6 +211,8 @@ def test_an_unknown_order_is_dead_lettered_at_once(db, shop, caplog):
 
 def test_a_step_over_its_time_limit_is_interrupted_and_retried(db, shop, make_order, faults):
     order_sn = make_order(locks=((10, 2),))
+    shop.bus.start()
+    time.sleep(0.3)  # the periodic jobs' first run, at boot, is past: the hang is the step's
     faults.hangs = 1
     started = time.monotonic()
     shop.bus.publish(paid_event(order_sn))

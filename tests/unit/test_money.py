@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from gmall_payment.core.errors import DomainError, InvalidAmount
-from gmall_payment.core.money import MAX_AMOUNT, MIN_AMOUNT, format_amount, to_amount
+from gmall_payment.core.money import MAX_AMOUNT, MIN_AMOUNT, format_amount, points_for, to_amount
 
 
 @pytest.mark.parametrize(
@@ -86,3 +86,8 @@ def test_format_amount_gives_two_places(amount, text):
 def test_format_amount_round_trips_through_to_amount():
     assert format_amount(to_amount("99.9")) == "99.90"
     assert to_amount(format_amount(Decimal("5"))) == Decimal("5.00")
+
+
+@pytest.mark.parametrize(("amount", "points"), [("0.01", 0), ("9.99", 0), ("10.00", 1), ("6999.00", 699), ("19.90", 1)])
+def test_an_order_earns_a_point_per_ten_whole_yuan(amount, points):
+    assert points_for(Decimal(amount)) == points

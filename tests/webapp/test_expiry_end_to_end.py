@@ -6,9 +6,20 @@ import time
 import pytest
 from sqlalchemy import select
 from support.alipay import pay_on_cashier, start_on_cashier
-from support.shop import member_orders, notify_log, open_order, served_shop, shop_state
+from support.shop import (
+    csrf_token,
+    make_app,
+    member_orders,
+    notify_log,
+    open_order,
+    served_shop,
+    shop_state,
+    wait_for,
+)
 
 from gmall_payment.adapters.sql.models import Order, PaymentInfo, StockLock, db
+
+JSON = {"Accept": "application/json"}
 
 
 @pytest.fixture
@@ -51,3 +62,34 @@ def test_an_expired_order_is_closed_with_its_alipay_trade(live):
     trace = browser.get(f"{base_url}/api/orders/{sn}/trace").json()
     assert {(s["step"], s["state"]) for s in trace["fulfilment"]} >= {("close_order", "done"), ("close_trades", "done")}
     assert runner.invoke(args=["expire"]).output.strip().startswith("0 order(s)")
+
+
+def test_a_flash_sale_order_closed_by_the_order_timeout_gives_its_unit_back(tmp_path):
+    """The shop's order timeout, not the flash sale's own (much later here), closes a seckill
+    order: through the one close_order, whose order.closed gives the unit back."""
+    app = make_app(tmp_path, ORDER_PAY_TIMEOUT=1, SECKILL_PAY_WITHIN_SECONDS=3600, SECKILL_TICK_SECONDS=0.05)
+    try:
+        demo = app.test_client()
+        demo.post("/login", data={"username": "demo", "password": "demo123",
+                                  "csrf_token": csrf_token(demo.get("/login").text)})
+        sale = wait_for(lambda: next((s for s in demo.get("/seckill", headers=JSON).json["sales"]
+                                      if s["units_left"] is not None), None))
+        units = sale["units_left"]
+        click = demo.get(f"/seckill/{sale['sku_id']}", headers=JSON).json
+        order_sn = click["order_sn"]
+        wait_for(lambda: demo.get(f"/seckill/orders/{order_sn}").json["state"] == "created")
+        assert demo.get("/seckill", headers=JSON).json["sales"][0]["units_left"] == units - 1
+        time.sleep(1.1)
+
+        expired = app.test_cli_runner().invoke(args=["expire"])
+
+        assert f"{order_sn}: closed" in expired.output, expired.output
+        assert demo.get(f"/seckill/orders/{order_sn}").json["state"] == "closed"
+        assert next(s for s in demo.get("/seckill", headers=JSON).json["sales"]
+                    if s["sku_id"] == sale["sku_id"])["units_left"] == units  # the unit came back
+        steps = {(s["step"], s["state"]) for s in demo.get(f"/api/orders/{order_sn}/trace").json["fulfilment"]}
+        assert {("close_order", "done"), ("give_back_seckill_unit", "done"), ("close_trades", "skipped")} <= steps
+        again = demo.get(f"/seckill/{sale['sku_id']}", headers=JSON)
+        assert again.json["outcome"] == "reserved"  # the member may buy again
+    finally:
+        app.extensions["gmall"].bus.close()

@@ -1,0 +1,121 @@
+"""The flash sale's ports: the reservation gate (Redis) and the sale and order stores (SQL).
+
+The created-order signal is ``ports.messaging.Latch``.
+"""
+
+import abc
+from collections.abc import Sequence
+from datetime import datetime
+
+from ..core.seckill import Click, Creation, Reservation, Sale, SeckillOrder, SeckillOrderRecord
+
+
+class ReservationGate(abc.ABC):
+    """The units of each SKU on sale, who holds them, and the reservations waiting for orders.
+
+    Every call is atomic. A SKU the gate does not hold (never loaded, unloaded, or lost with
+    its server) is not on sale, and only ``preheat`` loads one: nothing refills it.
+    """
+
+    @abc.abstractmethod
+    def preheat(self, sale: Sale, units: int) -> bool:
+        """Load ``units`` of ``sale`` unless its SKU holds it already; True if this call did.
+
+        Raises ``InvalidSale`` if the SKU holds another sale.
+        """
+
+    @abc.abstractmethod
+    def unload(self, sku_id: int, sale_id: int) -> bool:
+        """Forget the SKU's sale if it is ``sale_id`` and no reservation waits for its order."""
+
+    @abc.abstractmethod
+    def reserve(self, sku_id: int, member_id: int, order_sn: str, now: datetime) -> Click:
+        """If the sale is open at ``now``, the member holds no unit and units are left: take
+        one, record the member under ``order_sn``, and queue the reservation for the order
+        creator, all or nothing."""
+
+    @abc.abstractmethod
+    def give_back(self, sku_id: int, member_id: int, order_sn: str) -> bool:
+        """Return the unit and free the member, if the member's unit is still the one of
+        ``order_sn``; True if this call did, so a unit comes back once per order."""
+
+    @abc.abstractmethod
+    def take(self, sku_id: int, consumer: str, count: int, claim_after: float) -> list[Reservation]:
+        """Hand ``consumer`` up to ``count`` reservations: first those handed out more than
+        ``claim_after`` seconds ago and never acknowledged (their consumer died), then new ones."""
+
+    @abc.abstractmethod
+    def ack(self, sku_id: int, reservations: Sequence[Reservation]) -> None:
+        """Drop reservations whose order was made or abandoned."""
+
+    @abc.abstractmethod
+    def units_left(self, sku_id: int) -> int | None:
+        """Units left, or None when the SKU is not on sale."""
+
+
+class SaleStore(abc.ABC):
+    @abc.abstractmethod
+    def add(self, sale: Sale) -> Sale:
+        """Store a new sale; return it with its id. Raises ``InvalidSale`` for a SKU the
+        stock (wms_ware_sku) does not know: its orders could not lock a unit."""
+
+    @abc.abstractmethod
+    def get(self, sale_id: int) -> Sale | None: ...
+
+    @abc.abstractmethod
+    def overlapping(self, start: datetime, end: datetime) -> list[Sale]:
+        """Sales open at some time in ``[start, end)``, by start."""
+
+
+class SeckillOrders(abc.ABC):
+    """Orders made from reservations; every call is one transaction of its own.
+
+    Each reservation leaves one row behind, keyed by its order number: its order was
+    created, later closed, or it was abandoned. A row whose order holds its unit is unique
+    per member and sale: the database's last guard against a member buying twice.
+    """
+
+    @abc.abstractmethod
+    def create(self, orders: Sequence[SeckillOrder]) -> dict[str, Creation]:
+        """Make each order (status 0, its items, its stock locks), or say why not, by order_sn.
+
+        All or nothing: raises, having changed nothing, if any order cannot be made.
+        """
+
+    @abc.abstractmethod
+    def abandon(self, reservation: Reservation) -> bool:
+        """Record that no order will be made for this reservation (its unit is to be given
+        back); False if it was settled already."""
+
+    @abc.abstractmethod
+    def get(self, order_sn: str) -> SeckillOrderRecord | None:
+        """What became of this reservation, or None if the order creator has not settled it."""
+
+    @abc.abstractmethod
+    def held(self, sale_id: int) -> int:
+        """Units of the sale that its orders hold: created, and their order not closed."""
+
+    @abc.abstractmethod
+    def due(self, now: datetime, limit: int) -> list[str]:
+        """Orders still awaiting payment past their time, oldest first."""
+
+    @abc.abstractmethod
+    def release(self, order_sn: str) -> Reservation | None:
+        """Record that the reservation's order was closed, so its unit is to be given back
+        and its member may hold another order of the sale: only if its order is closed and
+        this was not recorded before; its reservation if this call recorded it."""
+
+    @abc.abstractmethod
+    def unreturned(self, limit: int) -> list[Reservation]:
+        """Closed or abandoned reservations whose unit is not known to be given back."""
+
+    @abc.abstractmethod
+    def mark_returned(self, order_sn: str, at: datetime) -> None: ...
+
+
+class ExpiryScheduler(abc.ABC):
+    """Runs ``SeckillService.expire`` later (a delayed message); the sweep catches what it loses."""
+
+    @abc.abstractmethod
+    def schedule(self, order_sns: Sequence[str], at: datetime) -> None:
+        """Expire these orders at ``at`` or soon after; raise if the schedule refused them."""

@@ -1,0 +1,278 @@
+"""The reservation gate's contract, rule by rule, in process and on Redis; then what only
+the Redis gate can show: its keys, its round trips, a key Redis lost."""
+
+import threading
+from collections import Counter
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from gmall_payment.adapters.redis.seckill import RedisReservationGate
+from gmall_payment.core.ordersn import new_order_sn
+from gmall_payment.core.seckill import Click, InvalidSale, Outcome, Sale
+
+SKU = 1001
+START = datetime(2024, 11, 11, 20, 0, 0)
+OPEN = START + timedelta(seconds=1, microseconds=123456)
+END = START + timedelta(hours=1)
+
+
+def a_sale(units=10, sale_id=7, sku_id=SKU):
+    return Sale(sku_id, "华为 Mate 60 秒杀", Decimal("4999.00"), units, START, END, id=sale_id)
+
+
+@pytest.fixture
+def loaded(gate):
+    """The gate holding sale 7 of SKU 1001 with 10 units."""
+    assert gate.preheat(a_sale(), 10) is True
+    return gate
+
+
+def click(gate, member_id, now=OPEN, sku_id=SKU) -> Click:
+    return gate.reserve(sku_id, member_id, new_order_sn(now), now)
+
+
+# preheating
+
+
+def test_preheat_loads_once_and_never_refills(loaded):
+    assert click(loaded, 1).outcome is Outcome.RESERVED
+    assert loaded.preheat(a_sale(), 10) is False
+    assert loaded.units_left(SKU) == 9
+
+
+def test_preheat_refuses_another_sale_of_the_sku(loaded):
+    with pytest.raises(InvalidSale, match="unload it first"):
+        loaded.preheat(a_sale(sale_id=8), 5)
+    assert loaded.units_left(SKU) == 10
+
+
+def test_units_left_is_none_when_not_on_sale(gate):
+    assert gate.units_left(SKU) is None
+
+
+# the click, rule by rule
+
+
+def test_a_sku_never_loaded_is_not_on_sale_and_stays_missing(gate):
+    assert click(gate, 1) == Click(Outcome.NOT_ON_SALE)
+    assert gate.give_back(SKU, 1, "whatever") is False
+    assert gate.units_left(SKU) is None
+    assert gate.take(SKU, "creator", 10, 30) == []
+
+
+def test_an_unloaded_sku_is_not_on_sale_and_a_give_back_does_not_refill_it(loaded):
+    bought = click(loaded, 1)
+    loaded.ack(SKU, loaded.take(SKU, "creator", 10, 30))
+    assert loaded.unload(SKU, 7) is True
+
+    assert loaded.give_back(SKU, 1, bought.order_sn) is False
+    assert click(loaded, 2) == Click(Outcome.NOT_ON_SALE)
+    assert loaded.units_left(SKU) is None
+
+
+def test_not_started_before_the_start_reserved_from_it(loaded):
+    assert click(loaded, 1, now=START - timedelta(microseconds=1)) == Click(Outcome.NOT_STARTED)
+    assert click(loaded, 1, now=START).outcome is Outcome.RESERVED
+
+
+def test_ended_from_the_end(loaded):
+    assert click(loaded, 1, now=END) == Click(Outcome.ENDED)
+    assert click(loaded, 1, now=END - timedelta(microseconds=1)).outcome is Outcome.RESERVED
+
+
+def test_a_member_reserves_once_and_is_told_the_first_order(loaded):
+    first = click(loaded, 1)
+    again = click(loaded, 1)
+
+    assert first.outcome is Outcome.RESERVED and len(first.order_sn) == 26
+    assert again == Click(Outcome.ALREADY_BOUGHT, first.order_sn)
+    assert loaded.units_left(SKU) == 9
+    assert [r.order_sn for r in loaded.take(SKU, "creator", 10, 30)] == [first.order_sn]
+
+
+def test_sold_out_when_no_unit_is_left(gate):
+    gate.preheat(a_sale(units=2), 2)
+    first, second = click(gate, 1), click(gate, 2)
+
+    assert click(gate, 3) == Click(Outcome.SOLD_OUT)
+    assert gate.units_left(SKU) == 0
+    assert click(gate, 1) == Click(Outcome.ALREADY_BOUGHT, first.order_sn)  # still told their order
+    assert {r.member_id for r in gate.take(SKU, "creator", 10, 30)} == {1, 2}
+    assert second.outcome is Outcome.RESERVED
+
+
+def test_preheating_zero_units_sells_nothing(gate):
+    gate.preheat(a_sale(), 0)
+    assert click(gate, 1) == Click(Outcome.SOLD_OUT)
+
+
+def test_the_reservation_is_handed_off_with_everything_the_order_needs(loaded):
+    now = START + timedelta(minutes=3, microseconds=654321)
+    order_sn = loaded.reserve(SKU, 42, "202411112003000654321000001", now).order_sn
+
+    [reservation] = loaded.take(SKU, "creator", 10, 30)
+    assert (reservation.order_sn, reservation.member_id, reservation.sku_id, reservation.sale_id) == (
+        order_sn, 42, SKU, 7)
+    assert reservation.reserved_at == now
+    assert reservation.deliveries == 1 and reservation.receipt
+
+
+def test_skus_are_independent(loaded):
+    loaded.preheat(a_sale(units=1, sale_id=9, sku_id=2002), 1)
+    assert click(loaded, 1, sku_id=2002).outcome is Outcome.RESERVED
+    assert click(loaded, 1).outcome is Outcome.RESERVED
+    assert (loaded.units_left(2002), loaded.units_left(SKU)) == (0, 9)
+
+
+# giving back
+
+
+def test_give_back_returns_the_unit_and_frees_the_member_once(loaded):
+    bought = click(loaded, 1)
+
+    assert loaded.give_back(SKU, 1, "another order") is False
+    assert loaded.give_back(SKU, 2, bought.order_sn) is False
+    assert loaded.units_left(SKU) == 9
+    assert loaded.give_back(SKU, 1, bought.order_sn) is True
+    assert loaded.give_back(SKU, 1, bought.order_sn) is False
+    assert loaded.units_left(SKU) == 10
+
+    again = click(loaded, 1)
+    assert again.outcome is Outcome.RESERVED and again.order_sn != bought.order_sn
+    assert loaded.give_back(SKU, 1, bought.order_sn) is False  # the old order no longer speaks for the member
+    assert loaded.units_left(SKU) == 9
+
+
+# handing reservations to order creators
+
+
+def test_take_hands_out_each_reservation_once_until_acknowledged(loaded):
+    sns = [click(loaded, member).order_sn for member in range(1, 6)]
+
+    first = loaded.take(SKU, "a", 3, 30)
+    second = loaded.take(SKU, "b", 3, 30)
+    assert [r.order_sn for r in first + second] == sns
+    assert loaded.take(SKU, "c", 3, 30) == []  # all handed out, none idle for 30 s
+
+    loaded.ack(SKU, first)
+    assert loaded.unload(SKU, 7) is False  # the second batch still waits for its orders
+    loaded.ack(SKU, second)
+    assert loaded.take(SKU, "c", 10, 0) == []
+    assert loaded.unload(SKU, 8) is False  # not that sale
+    assert loaded.unload(SKU, 7) is True
+
+
+def test_a_crashed_creators_reservations_go_to_another_creator(loaded):
+    sns = [click(loaded, member).order_sn for member in range(1, 4)]
+    crashed = loaded.take(SKU, "crashed", 10, 30)  # and never acknowledged
+    newer = click(loaded, 9).order_sn
+
+    reclaimed = loaded.take(SKU, "survivor", 10, claim_after=0)
+    assert [r.order_sn for r in reclaimed] == [*sns, newer]  # the stale first, then the new
+    assert [r.deliveries for r in reclaimed] == [2, 2, 2, 1]
+    assert [r.receipt for r in reclaimed[:3]] == [r.receipt for r in crashed]
+
+    loaded.ack(SKU, reclaimed)
+    assert loaded.take(SKU, "anyone", 10, claim_after=0) == []
+
+
+def test_unload_refuses_while_a_reservation_was_never_handed_out(loaded):
+    click(loaded, 1)
+    assert loaded.unload(SKU, 7) is False
+    assert loaded.units_left(SKU) == 9
+
+
+# under a burst
+
+
+def test_a_burst_of_clicks_reserves_each_unit_once_and_no_member_twice(loaded):
+    threads, clicks_each, members = 50, 40, 25
+    barrier = threading.Barrier(threads)
+    results, errors = [], []
+
+    def shopper(n):
+        try:
+            barrier.wait(timeout=10)
+            for i in range(clicks_each):
+                member = (n + i) % members + 1
+                results.append((member, click(loaded, member)))
+        except BaseException as error:
+            errors.append(error)
+
+    workers = [threading.Thread(target=shopper, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+
+    assert not errors
+    reserved = [(member, c.order_sn) for member, c in results if c.outcome is Outcome.RESERVED]
+    outcomes = Counter(c.outcome for _, c in results)
+    assert len(results) == threads * clicks_each
+    assert len(reserved) == 10 and len({m for m, _ in reserved}) == 10
+    assert set(outcomes) == {Outcome.RESERVED, Outcome.ALREADY_BOUGHT, Outcome.SOLD_OUT}
+    assert loaded.units_left(SKU) == 0
+    assert {(r.member_id, r.order_sn) for r in loaded.take(SKU, "creator", 100, 30)} == set(reserved)
+
+
+# Redis only
+
+
+@pytest.fixture
+def redis_gate(redis_client, redis_prefix):
+    gate = RedisReservationGate(redis_client, redis_prefix)
+    gate.preheat(a_sale(), 10)
+    return gate
+
+
+@pytest.mark.redis
+def test_every_key_of_a_sku_is_in_one_cluster_slot(redis_gate, redis_client):
+    keys = redis_gate.keys(SKU)
+    assert all(redis_client.exists(key) for key in keys[::2])  # buyers appear with the first buyer
+    assert {key_slot(key.encode()) for key in keys} == {key_slot(b"{seckill:1001}")}
+    assert key_slot(redis_gate.keys(SKU + 1)[0].encode()) != key_slot(keys[0].encode())
+
+
+@pytest.mark.redis
+def test_a_prefix_with_braces_is_refused(redis_client):
+    with pytest.raises(ValueError):
+        RedisReservationGate(redis_client, "shop{1}:")
+
+
+@pytest.mark.redis
+def test_a_click_is_one_round_trip(redis_gate, redis_client, monkeypatch):
+    click(redis_gate, 1)  # the script is loaded now
+    sent = []
+    execute = redis_client.execute_command
+    monkeypatch.setattr(redis_client, "execute_command", lambda *args, **kw: sent.append(args[0]) or execute(*args, **kw))
+
+    assert click(redis_gate, 2).outcome is Outcome.RESERVED
+    assert click(redis_gate, 2).outcome is Outcome.ALREADY_BOUGHT
+    assert sent == ["EVALSHA", "EVALSHA"]
+
+
+@pytest.mark.redis
+def test_a_sale_key_redis_lost_is_not_on_sale_and_never_refilled(redis_gate, redis_client):
+    bought = click(redis_gate, 1)
+    redis_client.delete(redis_gate.keys(SKU)[0])  # evicted, or lost in a restart without persistence
+
+    assert redis_gate.give_back(SKU, 1, bought.order_sn) is True  # the member is freed...
+    assert not redis_client.exists(redis_gate.keys(SKU)[0])  # ...but no unit comes back into a lost sale
+    assert click(redis_gate, 2, now=OPEN) == Click(Outcome.NOT_ON_SALE)
+    assert redis_gate.units_left(SKU) is None
+
+
+@pytest.mark.redis
+def test_a_hand_off_that_fails_inside_the_script_takes_no_unit_and_records_no_member(redis_gate, redis_client):
+    _, buyers, pending = redis_gate.keys(SKU)
+    redis_client.delete(pending)
+    redis_client.set(pending, "not a stream")  # XADD, the script's first write, now fails
+
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        click(redis_gate, 1)
+    assert redis_gate.units_left(SKU) == 10
+    assert not redis_client.exists(buyers)

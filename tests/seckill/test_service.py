@@ -1,0 +1,383 @@
+"""The flash-sale service end to end on its ports: in process, and on Redis with SQLite or
+MariaDB, where the database and Redis must agree."""
+
+import copy
+import threading
+import time
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from gmall_payment.core.closing import OrderClosing
+from gmall_payment.core.model import LockStatus, Order, OrderStatus
+from gmall_payment.core.outbox import OutboxRelay
+from gmall_payment.core.seckill import Click, InvalidSale, Outcome, Sale, SeckillOrderStatus
+from gmall_payment.ports.messaging import MessageBus
+from gmall_payment.ports.seckill import ExpiryScheduler
+from gmall_payment.seckill.service import GIVE_BACK, STEPS_BY_EVENT, SeckillService
+
+SKU = 1001
+START = datetime(2024, 11, 11, 20, 0, 0)
+OPEN = START + timedelta(minutes=1)
+END = START + timedelta(hours=1)
+PAY_WITHIN = timedelta(minutes=15)
+DUE = OPEN + PAY_WITHIN
+MEMBERS = 30
+
+
+class Clock:
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+class Expiries(ExpiryScheduler):
+    """Keeps what the service scheduled, for the test to deliver (or lose)."""
+
+    def __init__(self):
+        self.scheduled = []
+
+    def schedule(self, order_sns, at):
+        self.scheduled.append((list(order_sns), at))
+
+
+class Steps(MessageBus):
+    """Runs each step an event triggers at once, as the worker would; ``lose`` drops them."""
+
+    def __init__(self):
+        self.service, self.lose, self.delivered = None, False, []
+
+    def publish(self, event):
+        if self.lose:
+            return
+        for step in STEPS_BY_EVENT[event.name]:
+            assert step == GIVE_BACK
+            self.delivered.append(event.order_sn)
+            self.service.give_back(event.order_sn)
+
+
+class World:
+    def __init__(self, service, shop, clock, steps, expiries):
+        self.service, self.shop, self.clock, self.steps, self.expiries = service, shop, clock, steps, expiries
+        self.gate = service.gate
+
+    def sale(self, units=10, sku_id=SKU):
+        sale = self.service.create_sale(Sale(sku_id, "华为 Mate 60 秒杀", Decimal("4999.00"), units, START, END))
+        assert self.service.preheat(sale) is True
+        return sale
+
+    def drain(self, sku_id=SKU, consumer="creator"):
+        total = 0
+        while made := self.service.create_orders(sku_id, consumer):
+            total += made
+        return total
+
+
+@pytest.fixture
+def world(stack):
+    gate, latch, shop = stack
+    for member_id in range(1, MEMBERS + 1):
+        shop.backend.add_member(member_id, f"member{member_id}")
+    shop.backend.add_sku(SKU, "华为 Mate 60", 100)
+    shop.backend.add_sku(2002, "小米 14", 100)
+    clock = Clock(OPEN)
+    steps, expiries = Steps(), Expiries()
+    relay = OutboxRelay(shop.backend.uow, steps, routes=STEPS_BY_EVENT)
+    closing = OrderClosing(shop.backend.uow, after_commit=relay.flush)
+    service = SeckillService(gate, shop.sales, shop.orders, latch, closing, shop.backend.uow, expiries, clock=clock,
+                             pay_within=PAY_WITHIN, claim_after=30, max_deliveries=3, batch=100)
+    steps.service = service
+    return World(service, shop, clock, steps, expiries)
+
+
+def test_a_sale_may_not_overlap_another_of_its_sku(world):
+    world.sale()
+    with pytest.raises(InvalidSale, match="on sale"):
+        world.service.create_sale(Sale(SKU, "again", Decimal("1.00"), 1, END - timedelta(seconds=1), END))
+    world.service.create_sale(Sale(SKU, "later", Decimal("1.00"), 1, END, END + timedelta(hours=1)))
+    world.service.create_sale(Sale(2002, "other SKU", Decimal("1.00"), 1, START, END))
+
+
+def test_a_click_answers_at_once_with_an_order_number_made_before_the_reservation(world):
+    world.sale()
+    click = world.service.click(1, SKU)
+
+    assert click.outcome is Outcome.RESERVED
+    assert click.order_sn.startswith(OPEN.strftime("%Y%m%d%H%M%S%f"))
+    assert world.service.click(1, SKU) == Click(Outcome.ALREADY_BOUGHT, click.order_sn)
+    assert world.service.click(1, 2002) == Click(Outcome.NOT_ON_SALE)
+    assert world.service.click(2, SKU, now=END) == Click(Outcome.ENDED)
+
+
+def test_orders_are_made_in_the_background_and_wake_whoever_waits(world):
+    world.sale()
+    sns = [world.service.click(member, SKU).order_sn for member in (1, 2, 3)]
+    woken = []
+    waiter = threading.Thread(target=lambda: woken.append(timed(world, sns[0], 5)))
+    waiter.start()
+    time.sleep(0.2)
+
+    assert world.service.create_orders(SKU, "creator") == 3
+    waiter.join(timeout=10)
+    [(found, elapsed)] = woken
+    assert found is True and elapsed < 2
+    for member, sn in zip((1, 2, 3), sns, strict=True):
+        order = world.shop.order(sn)
+        assert (order.member_id, order.status, order.pay_amount) == (member, OrderStatus.AWAITING_PAYMENT,
+                                                                     Decimal("4999.00"))
+        assert [(i.sku_id, i.quantity) for i in order.items] == [(SKU, 1)]
+        assert world.service.wait_for_order(sn, 5) is True
+    assert world.shop.stock_of(SKU) == (100, 3, 0)
+    assert world.service.create_orders(SKU, "creator") == 0
+
+
+def timed(world, order_sn, timeout):
+    with world.shop.context():
+        started = time.monotonic()
+        return world.service.wait_for_order(order_sn, timeout), time.monotonic() - started
+
+
+def test_the_wait_for_an_order_that_never_appears_is_bounded(world):
+    world.sale()
+    world.service.click(1, SKU)  # reserved, but no order creator runs
+
+    found, elapsed = timed(world, world.service.click(1, SKU).order_sn, 0.3)
+    assert found is False and 0.25 <= elapsed < 1.5
+
+
+def test_a_crashed_creator_is_replaced_and_each_order_made_once(world):
+    sale = world.sale()
+    first = [world.service.click(member, SKU).order_sn for member in (1, 2, 3)]
+    world.gate.take(SKU, "crashed before making orders", 10, 30)
+    assert world.service.create_orders(SKU, "survivor") == 0  # not idle long enough yet
+
+    later = [world.service.click(member, SKU).order_sn for member in (4, 5)]
+    crashing = copy.copy(world.service)
+    crashing.gate = CrashOnAck(world.gate)
+    with pytest.raises(RuntimeError):
+        crashing.create_orders(SKU, "crashed after making orders")
+    assert all(world.shop.order(sn) for sn in later)
+    assert timed(world, later[0], 5)[1] < 1  # made, though nobody opened its latch
+
+    world.service.claim_after = 0
+    assert world.drain(consumer="survivor") == 5
+    assert all(world.shop.order(sn) for sn in first)
+    assert world.shop.orders.held(sale.id) == 5
+    assert world.shop.stock_of(SKU) == (100, 5, 0)
+    assert world.drain(consumer="survivor") == 0
+
+
+class CrashOnAck:
+    """A gate whose caller dies before acknowledging what it took."""
+
+    def __init__(self, gate):
+        self._gate = gate
+
+    def ack(self, sku_id, reservations):
+        raise RuntimeError("killed")
+
+    def __getattr__(self, name):
+        return getattr(self._gate, name)
+
+
+def test_expiry_closes_an_unpaid_order_gives_its_unit_back_once_and_the_member_buys_again(world):
+    sale = world.sale()
+    sn = world.service.click(1, SKU).order_sn
+    world.drain()
+    assert world.expiries.scheduled == [([sn], DUE)]
+
+    assert world.service.expire(sn) is False  # not due yet
+    world.clock.now = DUE
+    assert world.service.expire(sn) is True
+    order = world.shop.order(sn)
+    assert (order.status, order.integration) == (OrderStatus.CLOSED, 499)  # one point per ten yuan
+    assert [lock.status for lock in world.shop.locks(sn)] == [LockStatus.RELEASED]
+    assert world.steps.delivered == [sn]  # order.closed reached the give-back
+    assert (world.gate.units_left(SKU), world.shop.orders.held(sale.id), world.shop.stock_of(SKU)) == (10, 0, (100, 0, 0))
+    assert world.service.order(sn).status is SeckillOrderStatus.CLOSED
+
+    assert world.service.expire(sn) is False  # the second expiry message
+    assert world.service.give_back(sn) is False  # order.closed delivered twice
+    assert world.service.sweep() == 0
+    assert world.gate.units_left(SKU) == 10
+    with world.shop.backend.uow() as uow:
+        assert [(e.step, e.outcome) for e in uow.trace.for_order(sn)] == [
+            ("close_order", "done"), (GIVE_BACK, "done"), (GIVE_BACK, "skipped")]
+
+    world.clock.now = OPEN + timedelta(minutes=20)
+    again = world.service.click(1, SKU)
+    assert again.outcome is Outcome.RESERVED and again.order_sn != sn
+    world.drain()
+    assert world.shop.order(again.order_sn).status is OrderStatus.AWAITING_PAYMENT
+    assert (world.gate.units_left(SKU), world.shop.orders.held(sale.id)) == (9, 1)
+
+
+def test_whoever_closes_a_seckill_order_its_unit_comes_back_once(world):
+    world.sale()
+    sn = world.service.click(1, SKU).order_sn
+    world.drain()
+
+    assert world.service.closing.close(sn, "cancelled by the shopper") is True  # not the flash sale's expiry
+    assert world.gate.units_left(SKU) == 10
+    assert world.service.click(1, SKU).outcome is Outcome.RESERVED
+
+
+def test_order_closed_of_an_order_that_is_no_seckill_order_is_skipped(world):
+    world.shop.backend.add_order(Order("not-seckill", 1, OrderStatus.AWAITING_PAYMENT, Decimal("10.00")), [(SKU, 1)])
+    assert world.service.closing.close("not-seckill", "timeout") is True
+    assert world.steps.delivered == ["not-seckill"]
+    with world.shop.backend.uow() as uow:
+        assert [(e.step, e.outcome, e.detail) for e in uow.trace.for_order("not-seckill")][1:] == [
+            (GIVE_BACK, "skipped", "not a flash-sale order")]
+
+
+def test_a_paid_order_never_expires(world):
+    world.sale()
+    sn = world.service.click(1, SKU).order_sn
+    world.drain()
+    with world.shop.backend.uow() as uow:
+        uow.orders.move(sn, OrderStatus.AWAITING_PAYMENT, OrderStatus.AWAITING_SHIPMENT)
+        uow.commit()
+
+    world.clock.now = DUE
+    assert world.service.expire(sn) is False
+    assert world.service.sweep() == 0
+    assert world.gate.units_left(SKU) == 9
+
+
+def test_the_sweep_expires_what_a_lost_message_left_and_finishes_interrupted_give_backs(world):
+    world.sale()
+    interrupted, lost = (world.service.click(member, SKU).order_sn for member in (1, 2))
+    world.drain()
+    world.clock.now = DUE
+    world.steps.lose = True  # order.closed is not delivered: the give-back is left to do
+    assert world.service.expire(interrupted)
+    world.shop.orders.release(interrupted)  # the give-back began, then the process died
+    world.steps.lose = False
+
+    assert world.service.sweep() == 1  # the lost expiry of ``lost``
+    assert world.shop.order(lost).status is OrderStatus.CLOSED
+    assert world.gate.units_left(SKU) == 10
+    assert world.shop.orders.unreturned(10) == []
+    assert world.service.sweep() == 0
+    assert world.gate.units_left(SKU) == 10
+
+
+def test_a_reservation_whose_sale_is_unknown_is_abandoned_and_its_unit_returned_at_once(world):
+    ghost = Sale(SKU, "not in the database", Decimal("1.00"), 5, START, END, id=999)
+    world.gate.preheat(ghost, 5)
+    sn = world.service.click(1, SKU).order_sn
+
+    assert world.service.create_orders(SKU, "creator") == 1
+    assert world.gate.units_left(SKU) == 5
+    assert world.service.click(1, SKU).outcome is Outcome.RESERVED  # the member is free again
+    found, elapsed = timed(world, sn, 5)
+    assert found is False and elapsed < 1  # the waiter is told at once
+
+
+def test_an_order_that_cannot_be_made_is_retried_then_abandoned_and_its_unit_returned(world):
+    world.sale(units=5)
+    sn = world.service.click(1, SKU).order_sn
+    world.service.claim_after = 0
+    world.service.orders = FailingCreate(world.shop.orders, refuse)
+
+    made = [world.service.create_orders(SKU, "creator") for _ in range(3)]
+    assert made == [0, 0, 1]  # max_deliveries=3
+    assert world.gate.units_left(SKU) == 5
+    assert world.service.order(sn).status is SeckillOrderStatus.ABANDONED and world.shop.order(sn) is None
+    assert world.shop.orders.unreturned(10) == []
+    assert world.expiries.scheduled == []
+    found, elapsed = timed(world, sn, 5)
+    assert found is False and elapsed < 1
+
+
+def refuse(orders):
+    raise RuntimeError("the database refused it")
+
+
+def test_one_bad_order_does_not_hold_up_the_rest_of_its_batch(world):
+    world.sale()
+    good, bad, also_good = (world.service.click(member, SKU).order_sn for member in (1, 2, 3))
+    create = world.shop.orders.create
+
+    def failing_on_bad(orders):
+        if any(o.order.order_sn == bad for o in orders):
+            raise RuntimeError("the database refused it")
+        return create(orders)
+
+    world.service.orders = FailingCreate(world.shop.orders, failing_on_bad)
+    assert world.service.create_orders(SKU, "creator") == 2
+    assert world.shop.order(good) and world.shop.order(also_good) and not world.shop.order(bad)
+    assert world.gate.units_left(SKU) == 7  # the bad one is retried later, not given up yet
+
+
+class FailingCreate:
+    def __init__(self, orders, create):
+        self._orders, self.create = orders, create
+
+    def __getattr__(self, name):
+        return getattr(self._orders, name)
+
+
+def test_a_member_the_gate_forgot_gets_no_second_order(world):
+    sale = world.sale()
+    first = world.service.click(1, SKU).order_sn
+    world.drain()
+    assert world.gate.unload(SKU, sale.id)  # as if Redis lost the sale...
+    assert world.service.preheat(sale) is True  # ...and it was loaded again: without the unit member 1 holds
+    assert world.gate.units_left(SKU) == 9
+
+    assert world.service.click(1, SKU).outcome is Outcome.RESERVED  # the gate forgot member 1
+    assert world.drain() == 1
+    assert world.gate.units_left(SKU) == 9  # the database refused the second order; the unit is back
+    assert world.shop.orders.held(sale.id) == 1 and world.shop.order(first)
+
+
+def test_a_burst_sells_each_unit_once_and_the_database_agrees_with_the_gate(world):
+    sale = world.sale(units=10)
+    threads, clicks_each = 40, 15
+    barrier = threading.Barrier(threads + 2)
+    clicking = threading.Event()
+    clicking.set()
+    clicks, errors = [], []
+
+    def shopper(n):
+        try:
+            barrier.wait(timeout=10)
+            for i in range(clicks_each):
+                member = (n * 7 + i) % MEMBERS + 1
+                clicks.append((member, world.service.click(member, SKU)))
+        except BaseException as error:
+            errors.append(error)
+
+    def creator(name):
+        with world.shop.context():
+            try:
+                barrier.wait(timeout=10)
+                while world.service.create_orders(SKU, name) or clicking.is_set():
+                    pass
+            except BaseException as error:
+                errors.append(error)
+
+    workers = [threading.Thread(target=shopper, args=(n,)) for n in range(threads)]
+    creators = [threading.Thread(target=creator, args=(f"creator-{n}",)) for n in range(2)]
+    for thread in workers + creators:
+        thread.start()
+    for thread in workers:
+        thread.join(timeout=60)
+    clicking.clear()
+    for thread in creators:
+        thread.join(timeout=60)
+    world.service.claim_after = 0
+    world.drain()
+
+    assert not errors
+    reserved = {member: c.order_sn for member, c in clicks if c.outcome is Outcome.RESERVED}
+    assert sum(c.outcome is Outcome.RESERVED for _, c in clicks) == 10 == len(reserved)
+    assert all(world.shop.order(sn).member_id == member for member, sn in reserved.items())
+    assert world.gate.units_left(SKU) == 0
+    assert world.shop.orders.held(sale.id) == 10
+    assert world.shop.stock_of(SKU) == (100, 10, 0)

@@ -1,0 +1,182 @@
+"""The flash sale on the real services: MariaDB, Redis, the shop over real HTTP, and
+`dramatiq` worker processes as the order creator.
+
+Members are logged in by signing their session cookie with the shop's key, as the login
+form would after checking a password (500 password checks would dominate the test).
+"""
+
+import signal
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import requests
+from sqlalchemy import func, insert, select
+from support.services import wait_until
+
+from gmall_payment.adapters.dramatiq.seckill import EXPIRE
+from gmall_payment.adapters.sql import fixtures
+from gmall_payment.adapters.sql.models import FulfilmentTrace, Member, Order, OrderItem, WareSku, db
+from gmall_payment.adapters.sql.seckill import SeckillOrderRow
+from gmall_payment.core.seckill import Sale, SeckillOrderStatus
+from gmall_payment.seckill.service import GIVE_BACK
+
+pytestmark = pytest.mark.services
+
+SKU = 7001
+#: Quick ticks, clicks limited only far above what the test sends (all come from 127.0.0.1).
+SECKILL = {"SECKILL_TICK_SECONDS": 0.2, "SECKILL_RATE_LIMIT_IP": "100000/second",
+           "SECKILL_RATE_LIMIT_MEMBER": "1000/second"}
+
+
+def arrange(shop, members, units, stock=10_000):
+    """``members`` members, SKU 7001 with stock, and a sale of ``units`` open for an hour."""
+    with shop.app.app_context():
+        db.session.execute(insert(Member.__table__), [{"id": m, "username": f"s{m}", "password_hash": "x"}
+                                                      for m in range(1, members + 1)])
+        db.session.commit()
+        fixtures.add_sku(SKU, "秒杀 SKU", stock, Decimal("99.00"))
+        now = datetime.now()
+        sale = shop.services.seckill.create_sale(
+            Sale(SKU, "秒杀 ¥9.90", Decimal("9.90"), units, now - timedelta(seconds=1), now + timedelta(hours=1)))
+    return sale
+
+
+def cookie(shop, member_id) -> str:
+    return shop.app.session_interface.get_signing_serializer(shop.app).dumps({"member_id": member_id})
+
+
+def click(session, shop, member_id):
+    response = session.get(f"{shop.url}/seckill/{SKU}", cookies={"session": cookie(shop, member_id)},
+                           headers={"Accept": "application/json"}, timeout=30)
+    return member_id, response.status_code, response.json()
+
+
+def units_left(shop):
+    return shop.services.seckill.gate.units_left(SKU)
+
+
+def links(shop, status=SeckillOrderStatus.CREATED):
+    """(member, order_sn) of the sale's seckill orders in ``status``."""
+    with shop.app.app_context():
+        return db.session.execute(select(SeckillOrderRow.member_id, SeckillOrderRow.order_sn)
+                                  .where(SeckillOrderRow.status == int(status))).all()
+
+
+def orders_of_sku(shop):
+    """(member, status) of every order holding the flash sale's SKU."""
+    with shop.app.app_context():
+        return db.session.execute(select(Order.member_id, Order.status).join(OrderItem, OrderItem.order_id == Order.id)
+                                  .where(OrderItem.sku_id == SKU)).all()
+
+
+def stock(shop):
+    with shop.app.app_context():
+        return tuple(db.session.execute(select(WareSku.stock, WareSku.stock_locked, WareSku.sales)
+                                        .where(WareSku.sku_id == SKU)).one())
+
+
+def assert_database_and_redis_agree(shop, sale, orders):
+    """``orders`` orders, one per member, each the one Redis records for its member."""
+    created = links(shop)
+    assert len(created) == orders and len({member for member, _ in created}) == orders
+    assert sorted(orders_of_sku(shop)) == sorted((member, 0) for member, _ in created)
+    assert units_left(shop) == sale.units - orders
+    buyers = shop.services.seckill.gate.client.hgetall(shop.services.seckill.gate.keys(SKU)[1])
+    assert buyers == {str(member): order_sn for member, order_sn in created}
+    assert stock(shop) == (10_000, orders, 0)
+
+
+def test_a_burst_of_2000_clicks_from_500_members_sells_100_units_once_each(make_shop):
+    shop = make_shop(**SECKILL)
+    sale = arrange(shop, members=500, units=100)
+    shop.worker(threads=4).start()
+    wait_until(lambda: units_left(shop) == 100, 30, "the worker's tick did not preheat the sale")
+
+    members = [1 + n % 500 for n in range(2000)]  # each member four times, spread out
+    http = requests.Session()
+    http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
+    start = threading.Barrier(64)
+
+    def first_wait(member_id):
+        if threading.current_thread().name not in started:
+            started.add(threading.current_thread().name)
+            start.wait(30)
+        return click(http, shop, member_id)
+
+    started = set()
+    with ThreadPoolExecutor(64) as pool:
+        answers = list(pool.map(first_wait, members))
+
+    outcomes = Counter(answer["outcome"] for _, _, answer in answers)
+    assert outcomes["reserved"] == 100 and set(outcomes) <= {"reserved", "already_bought", "sold_out"}
+    assert {status for _, status, _ in answers} <= {200, 409, 410}
+    reserved = {answer["order_sn"]: member for member, _, answer in answers if answer["outcome"] == "reserved"}
+    assert len(reserved) == 100 and len(set(reserved.values())) == 100
+    wait_until(lambda: len(links(shop)) == 100, 60, "the orders were not all created")
+    assert {order_sn: member for member, order_sn in links(shop)} == reserved
+    assert units_left(shop) == 0
+    assert_database_and_redis_agree(shop, sale, 100)
+
+
+def test_expiry_gives_units_back_once_and_the_member_buys_again(make_shop):
+    shop = make_shop(SECKILL_PAY_WITHIN_SECONDS=2, SECKILL_PAY_WAIT_SECONDS=1, **SECKILL)
+    sale = arrange(shop, members=3, units=5)
+    with shop.app.app_context():
+        shop.services.seckill.preheat(sale)  # the operator's preheat; the worker's tick then finds it loaded
+    http = requests.Session()
+    answers = [click(http, shop, member) for member in (1, 2, 3)]
+    sns = [answer["order_sn"] for _, _, answer in answers]
+
+    started = time.monotonic()  # no worker yet: the pay step gives up within its bound
+    waiting = http.get(f"{shop.url}/seckill/pay?orderSn={sns[0]}", cookies={"session": cookie(shop, 1)},
+                       allow_redirects=False, timeout=30)
+    assert waiting.status_code == 202 and time.monotonic() - started < 3
+
+    worker = shop.worker()
+    worker.start()
+    wait_until(lambda: len(links(shop, SeckillOrderStatus.CLOSED)) == 3, 60,
+               "the unpaid orders were not closed and given back")
+    wait_until(lambda: units_left(shop) == 5, 30, "the units did not come back")
+    assert [status for _, status in orders_of_sku(shop)] == [4, 4, 4] and stock(shop) == (10_000, 0, 0)
+
+    shop.services.broker.actors[EXPIRE].send(sns)  # the same expiry again
+    with shop.app.app_context():
+        assert shop.services.closing.close(sns[0], "a second close") is False  # and someone closing it again
+    time.sleep(2)
+    assert units_left(shop) == 5
+    with shop.app.app_context():
+        done = db.session.scalar(select(func.count()).select_from(FulfilmentTrace).where(
+            FulfilmentTrace.step == GIVE_BACK, FulfilmentTrace.outcome == "done"))
+    assert done == 3
+
+    member, status, again = click(http, shop, 1)
+    assert (status, again["outcome"]) == (200, "reserved") and again["order_sn"] not in sns
+    wait_until(lambda: len(links(shop)) == 1, 30, "the second order was not created")
+    assert units_left(shop) == 4
+
+
+def test_a_crashed_order_creator_restarted_creates_every_pending_order_once(make_shop):
+    shop = make_shop(SECKILL_BATCH=10, SECKILL_CLAIM_AFTER_SECONDS=2, **SECKILL)
+    sale = arrange(shop, members=1000, units=1000)
+    with shop.app.app_context():
+        shop.services.seckill.preheat(sale)
+        assert all(shop.services.seckill.click(m, SKU).order_sn for m in range(1, 1001))
+    worker = shop.worker(threads=4)
+    worker.start()
+
+    wait_until(lambda: len(links(shop)) >= 30, 60, "the creator never got going")
+    worker.kill(signal.SIGKILL)
+    at_kill = len(links(shop))
+    assert at_kill < 1000, "the kill came after every order was made"
+
+    shop.worker(threads=4).start()
+    wait_until(lambda: len(links(shop)) == 1000, 120, "the restarted creator did not make every order")
+    time.sleep(3)  # past claim_after: anything handed to the dead consumer has been claimed again
+    assert_database_and_redis_agree(shop, sale, 1000)
+    pending = shop.services.seckill.gate.keys(SKU)[2]
+    assert shop.services.seckill.gate.client.xlen(pending) == 0
