@@ -12,7 +12,7 @@ payment that paid an order is refunded, ``order.refunded`` takes the order's poi
 
 Money owed back (paid after the order closed, or paid twice) is refunded by ``auto_refund``,
 a background step, with the key ``auto-<payment id>``; where the provider cannot refund, or
-refuses, the payment is flagged for an operator.
+refuses, the payment is flagged for an operator, and the step never tries it again by itself.
 """
 
 import json
@@ -105,8 +105,10 @@ class RefundService:
         for payment, earlier in owed:
             if earlier is not None and earlier.status == RefundStatus.SUCCEEDED:
                 continue
-            if earlier is not None and earlier.status == RefundStatus.FAILED and payment.flag:
-                notes.append(f"payment #{payment.id} is flagged for an operator")
+            if earlier is not None and earlier.status == RefundStatus.FAILED:
+                # Refused once: an operator decides (and may retry it with the same key), so a
+                # refund made by hand meanwhile is never made a second time by itself.
+                notes.append(f"payment #{payment.id}: its automatic refund failed; left to an operator")
                 continue
             amount = earlier.amount if earlier is not None else payment.refundable
             if payment.payment_status not in REFUNDABLE or amount <= 0:
@@ -115,7 +117,8 @@ class RefundService:
                 self.refund(payment.id, amount, auto_request_no(payment.id), payment.refund_reason)
             except (NotSupported, RefundFailed, RefundRefused) as error:
                 flag = (f"{payment.refund_reason}: the automatic refund of {format_amount(amount)} failed "
-                        f"({error}); refund it by hand and clear this flag")
+                        f"({error}); refund it (gmall-payment payments refund {payment.id} {format_amount(amount)} "
+                        f"--key {auto_request_no(payment.id)} tries the provider again) and clear this flag")
                 self._flag(payment.id, flag)
                 notes.append(f"payment #{payment.id} flagged: {error}")
                 log.error("payment #%s of order %s: %s", payment.id, order_sn, flag)

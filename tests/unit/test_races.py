@@ -128,11 +128,15 @@ def test_a_provider_that_cannot_refund_flags_the_payment(db, payments, refunds, 
     flagged = row(db, second)
     assert flagged.payment_status == PaymentStatus.PAID
     assert flagged.flag.startswith("paid_twice: the automatic refund of 123.45 failed (otherpay cannot refund)")
-    assert "refund it by hand" in flagged.flag
+    assert f"payments refund {second.id} 123.45 --key auto-{second.id}" in flagged.flag
     assert refunds.refunds(second.id)[0].status == RefundStatus.FAILED
     assert trace(db)[-1][:2] == ("auto_refund", "skipped")
-    assert refunds.auto_refund(SN) is False  # flagged: left to the operator
+    payments.clear_flag(second.id)  # even once an operator cleared the flag (refunded by hand?)...
+    assert refunds.auto_refund(SN) is False  # ...a failed automatic refund is never tried again by itself
     assert otherpay.calls == [f"auto-{second.id}"]
+    assert "left to an operator" in trace(db)[-1][2]
+    retried = refunds.refund(second.id, "123.45", f"auto-{second.id}")  # the operator tries the provider again
+    assert retried.status == RefundStatus.SUCCEEDED and row(db, second).payment_status == PaymentStatus.REFUNDED
 
 
 def test_a_provider_that_refuses_flags_the_payment(db, payments, refunds, both, fakepay, notify_params):
