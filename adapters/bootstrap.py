@@ -58,7 +58,7 @@ class Services:
     steps: StepRunner
     settings: BrokerSettings
     seckill_settings: SeckillSettings
-    rate_limit_storage: str  # flask-limiter's storage URI
+    rate_limit_storage: str  # the `limits` library's storage URI (webapp/limits.py)
     lifecycle: LifecycleSettings
 
 
@@ -161,8 +161,8 @@ def _logged(run):
 def _coordination(config: BrokerSettings, sale_config: SeckillSettings):
     """The flash sale's gate and latch: on Redis under the namespace, else in process."""
     if not config.redis_url:
-        return InProcessReservationGate(), InProcessLatch()
+        return InProcessReservationGate(limits=sale_config.click_limits), InProcessLatch()
     # A waiter blocks on its connection for up to pay_wait_seconds: the read timeout must outlast it.
     client = connect(config.redis_url, socket_connect_timeout=5, socket_timeout=sale_config.pay_wait_seconds + 10)
     prefix = f"{config.namespace}:"
-    return RedisReservationGate(client, prefix), RedisLatch(client, prefix)
+    return RedisReservationGate(client, prefix, sale_config.click_limits), RedisLatch(client, prefix)

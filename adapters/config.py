@@ -4,6 +4,10 @@ with the setting's name instead of failing on the first request."""
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from limits import parse_many
+
+from ..core.seckill import ClickLimits, RateLimit
+
 
 def numbers(settings: Mapping, default, spec: Iterable[tuple[str, str, type, bool]]) -> dict:
     """``{field: value}`` for each ``(field, KEY, int or float, may_be_zero)`` of ``spec``,
@@ -31,6 +35,7 @@ class SeckillSettings:
     max_deliveries: int = 5
     rate_limit_member: str = "5/second"
     rate_limit_ip: str = "50/second"
+    rate_limit_wait: str = "5/second"
 
     @classmethod
     def from_settings(cls, settings: Mapping) -> "SeckillSettings":
@@ -38,6 +43,7 @@ class SeckillSettings:
         return cls(
             rate_limit_member=str(settings.get("SECKILL_RATE_LIMIT_MEMBER") or default.rate_limit_member),
             rate_limit_ip=str(settings.get("SECKILL_RATE_LIMIT_IP") or default.rate_limit_ip),
+            rate_limit_wait=str(settings.get("SECKILL_RATE_LIMIT_WAIT") or default.rate_limit_wait),
             **numbers(settings, default, (
                 ("pay_within_seconds", "SECKILL_PAY_WITHIN_SECONDS", float, False),
                 ("pay_wait_seconds", "SECKILL_PAY_WAIT_SECONDS", float, False),
@@ -47,7 +53,24 @@ class SeckillSettings:
                 ("batch", "SECKILL_BATCH", int, False),
                 ("max_deliveries", "SECKILL_MAX_DELIVERIES", int, False),
             )),
-        )
+        )._checked()
+
+    def _checked(self) -> "SeckillSettings":
+        for key, value in (("SECKILL_RATE_LIMIT_MEMBER", self.rate_limit_member),
+                           ("SECKILL_RATE_LIMIT_IP", self.rate_limit_ip),
+                           ("SECKILL_RATE_LIMIT_WAIT", self.rate_limit_wait)):
+            try:
+                parse_many(value)
+            except ValueError as error:
+                raise ValueError(f"{key}={value!r} is not a rate limit such as '5/second' ({error})") from None
+        return self
+
+    @property
+    def click_limits(self) -> ClickLimits:
+        """The click's limits, which the gate counts (flask-limiter's syntax, e.g. ``10/second;100/minute``)."""
+        def parsed(value):
+            return tuple(RateLimit(item.amount, item.get_expiry()) for item in parse_many(value))
+        return ClickLimits(member=parsed(self.rate_limit_member), ip=parsed(self.rate_limit_ip))
 
 
 @dataclass(frozen=True)

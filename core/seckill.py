@@ -4,6 +4,7 @@ They live in core, not in ``seckill/``, because ``ports/seckill.py`` speaks of t
 ports may import only core.
 """
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -52,15 +53,46 @@ class Outcome(Enum):
     NOT_STARTED = "not_started"
     ENDED = "ended"
     NOT_ON_SALE = "not_on_sale"
+    RATE_LIMITED = "rate_limited"
 
 
 @dataclass(frozen=True)
 class Click:
     """A click's answer: ``order_sn`` is the new order's number when reserved, the member's
-    earlier one when already bought, else None."""
+    earlier one when already bought, else None; ``retry_after``: seconds until a
+    rate-limited click may come again."""
 
     outcome: Outcome
     order_sn: str | None = None
+    retry_after: int | None = None
+
+    @classmethod
+    def rate_limited(cls, wait: float) -> "Click":
+        """Turned away by a rate limit whose window ends in ``wait`` seconds (Retry-After
+        is whole seconds, at least one)."""
+        return cls(Outcome.RATE_LIMITED, retry_after=max(1, math.ceil(wait)))
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``amount`` clicks in ``seconds``, counted from the first click of a window."""
+
+    amount: int
+    seconds: int
+
+
+@dataclass(frozen=True)
+class ClickLimits:
+    """The limits each click counts against, per member and per client address, on one
+    sale: the gate counts them in the same atomic step as the reservation. A limit
+    breached turns the click away (``RATE_LIMITED``) before it can take a unit."""
+
+    member: tuple[RateLimit, ...] = ()
+    ip: tuple[RateLimit, ...] = ()
+
+
+#: No limit at all: for gates in tests and tools.
+UNLIMITED = ClickLimits()
 
 
 @dataclass(frozen=True)

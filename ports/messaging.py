@@ -39,8 +39,9 @@ class Latch(abc.ABC):
     """A one-shot signal: one side opens it, others wait for it with a bound."""
 
     @abc.abstractmethod
-    def open(self, key: str) -> None:
-        """Release every current and future waiter of ``key``."""
+    def open(self, *keys: str) -> None:
+        """Release every current and future waiter of each of ``keys`` (at once: one round
+        trip for a batch of orders)."""
 
     @abc.abstractmethod
     def wait(self, key: str, timeout: float) -> bool:

@@ -29,10 +29,11 @@ class ReservationGate(abc.ABC):
         """Forget the SKU's sale if it is ``sale_id`` and no reservation waits for its order."""
 
     @abc.abstractmethod
-    def reserve(self, sku_id: int, member_id: int, order_sn: str, now: datetime) -> Click:
-        """If the sale is open at ``now``, the member holds no unit and units are left: take
-        one, record the member under ``order_sn``, and queue the reservation for the order
-        creator, all or nothing."""
+    def reserve(self, sku_id: int, member_id: int, order_sn: str, now: datetime, ip: str) -> Click:
+        """Count the click against the gate's ``ClickLimits`` (for the member and for ``ip``);
+        then, if no limit is breached, the sale is open at ``now``, the member holds no unit
+        and units are left: take one, record the member under ``order_sn``, and queue the
+        reservation for the order creator, all or nothing."""
 
     @abc.abstractmethod
     def give_back(self, sku_id: int, member_id: int, order_sn: str) -> bool:

@@ -121,11 +121,12 @@ class SeckillService:
 
     # clicks
 
-    def click(self, member_id: int, sku_id: int, now: datetime | None = None) -> Click:
-        """Try to reserve a unit; the order number is made first, so the reservation and the
-        hand-off to the order creator are one atomic step."""
+    def click(self, member_id: int, sku_id: int, ip: str, now: datetime | None = None) -> Click:
+        """Try to reserve a unit for a member clicking from ``ip``; the order number is made
+        first, so the rate limits, the reservation and the hand-off to the order creator are
+        one atomic step."""
         now = now or self.clock()
-        return self.gate.reserve(sku_id, member_id, new_order_sn(now), now)
+        return self.gate.reserve(sku_id, member_id, new_order_sn(now), now, ip)
 
     # orders
 
@@ -164,8 +165,7 @@ class SeckillService:
             settled.append(reservation)
         self.gate.ack(sku_id, settled)
         self._schedule_expiry([o for o in orders if results.get(o.order.order_sn) is Creation.CREATED])
-        for reservation in settled:
-            self.latch.open(created_key(reservation.order_sn))
+        self.latch.open(*(created_key(reservation.order_sn) for reservation in settled))
         return len(settled)
 
     def order(self, order_sn: str) -> SeckillOrderRecord | None:

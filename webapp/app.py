@@ -12,7 +12,8 @@ from ..adapters.sql.models import db
 from ..adapters.sql.seckill import SqlSales, SqlSeckillOrders
 from ..adapters.sql.store import SqlUnitOfWork
 from . import api, callbacks, cli, operator, payment, seckill, settings, storefront
-from .limits import limit_clicks
+from .click_path import ClickPath
+from .limits import limit_waits
 
 csrf = CSRFProtect()
 
@@ -35,10 +36,11 @@ def create_app(test_config=None) -> Flask:
     cli.register(app)
     app.extensions["gmall"] = bootstrap(app.config, SqlUnitOfWork, sales=SqlSales(), seckill_orders=SqlSeckillOrders(),
                                         context=app.app_context)
-    limit_clicks(app, app.extensions["gmall"])
+    limit_waits(app, app.extensions["gmall"])
     # The embedded default's in-process worker (and its outbox sweep) starts with the first
     # request, not with every CLI command; on Redis this does nothing.
     app.before_request(app.extensions["gmall"].bus.start)
+    app.wsgi_app = ClickPath(app, app.extensions["gmall"])
     if app.config["SANDBOXES"]:
         _mount_sandboxes(app)
     return app

@@ -2,12 +2,23 @@
 
 Each answer is JSON for API clients and a page for browsers (``Accept``), with a status code
 per outcome. The click reads the member from the session cookie and nothing from the
-database: its one round trip is the reservation script.
+database: its one round trip is the reservation script, which counts its rate limits too.
 """
 
+import math
 from datetime import datetime, timedelta
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from ..core.seckill import Outcome, SeckillOrderStatus
 from .api import json_error
@@ -56,18 +67,28 @@ def sales():
 
 @bp.get("/<int:sku_id>")
 def click(sku_id):
+    """The click. API clients of a signed-in member are mostly answered before Flask sees
+    them (``click_path``); the same answers are made here for everyone else."""
     member_id = session.get("member_id")
     if member_id is None:
         if not wants_json():
             abort(401)  # the storefront sends browsers to the login page
         return jsonify(outcome="not_logged_in", message=NOT_LOGGED_IN), 401
-    result = services().seckill.click(member_id, sku_id)
-    status, message = ANSWERS[result.outcome]
-    answer = {"outcome": result.outcome.value, "message": message.format(order_sn=result.order_sn),
-              "order_sn": result.order_sn, "pay_url": _pay_url(result.order_sn) if result.order_sn else None}
+    result = services().seckill.click(member_id, sku_id, request.remote_addr or "")
+    if result.outcome is Outcome.RATE_LIMITED:
+        return too_many_requests(result.retry_after)
+    status, answer = click_answer(result, _pay_url)
     if wants_json():
         return jsonify(answer), status
     return render_template("seckill_result.html", sku_id=sku_id, **answer), status
+
+
+def click_answer(result, pay_url) -> tuple[int, dict]:
+    """The HTTP status and the answer of a click that was not rate limited; ``pay_url``
+    makes the pay step's address from an order number."""
+    status, message = ANSWERS[result.outcome]
+    return status, {"outcome": result.outcome.value, "message": message.format(order_sn=result.order_sn),
+                    "order_sn": result.order_sn, "pay_url": pay_url(result.order_sn) if result.order_sn else None}
 
 
 @bp.get("/pay")
@@ -111,9 +132,20 @@ def not_found(error):
     return json_error(error) if wants_json() else error
 
 
-def too_many_requests():
-    """The answer over a rate limit (``limits`` adds Retry-After)."""
+RATE_LIMITED = {"outcome": "rate_limited", "message": TOO_MANY}
+
+
+def retry_after(wait: float) -> str:
+    """Retry-After in whole seconds, at least one."""
+    return str(max(1, math.ceil(wait)))
+
+
+def too_many_requests(wait: float):
+    """The answer over a rate limit: 429 and Retry-After."""
     if wants_json():
-        return jsonify(outcome="rate_limited", message=TOO_MANY), 429
-    return render_template("seckill_result.html", outcome="rate_limited", message=TOO_MANY, order_sn=None,
-                           pay_url=None, sku_id=None), 429
+        response = make_response(jsonify(RATE_LIMITED), 429)
+    else:
+        response = make_response(render_template("seckill_result.html", outcome="rate_limited", message=TOO_MANY,
+                                                 order_sn=None, pay_url=None, sku_id=None), 429)
+    response.headers["Retry-After"] = retry_after(wait)
+    return response

@@ -11,7 +11,9 @@ from datetime import datetime
 
 from ...core.model import OrderStatus
 from ...core.seckill import (
+    UNLIMITED,
     Click,
+    ClickLimits,
     Creation,
     InvalidSale,
     Outcome,
@@ -38,15 +40,22 @@ class _Loaded:
     handed: dict = field(default_factory=dict)  # receipt -> (Reservation, handed out at)
 
 
-class InProcessReservationGate(ReservationGate):
-    """``clock`` measures how long a reservation was handed out (seconds, monotonic).
-    There are no consumers to tell apart: any ``take`` reclaims what waited long enough."""
+#: Rate-limit counters kept before those whose window ended are dropped.
+_COUNTERS_KEPT = 10_000
 
-    def __init__(self, clock=time.monotonic):
+
+class InProcessReservationGate(ReservationGate):
+    """``clock`` measures how long a reservation was handed out and the rate limits' windows
+    (seconds, monotonic). There are no consumers to tell apart: any ``take`` reclaims what
+    waited long enough."""
+
+    def __init__(self, clock=time.monotonic, limits: ClickLimits = UNLIMITED):
         self._clock = clock
+        self.limits = limits
         self._lock = threading.Lock()
         self._skus: dict[int, _Loaded] = {}
         self._receipts = itertools.count(1)
+        self._clicks: dict[tuple, tuple[int, float]] = {}  # (sku, kind, who, seconds) -> (clicks, window ends)
 
     def preheat(self, sale, units):
         with self._lock:
@@ -66,8 +75,11 @@ class InProcessReservationGate(ReservationGate):
             del self._skus[sku_id]
             return True
 
-    def reserve(self, sku_id, member_id, order_sn, now):
+    def reserve(self, sku_id, member_id, order_sn, now, ip):
         with self._lock:
+            wait = self._count_click(sku_id, member_id, ip)
+            if wait:
+                return Click.rate_limited(wait)
             loaded = self._skus.get(sku_id)
             if loaded is None:
                 return Click(Outcome.NOT_ON_SALE)
@@ -84,6 +96,24 @@ class InProcessReservationGate(ReservationGate):
             loaded.buyers[member_id] = order_sn
             loaded.units -= 1
             return Click(Outcome.RESERVED, order_sn)
+
+    def _count_click(self, sku_id, member_id, ip) -> float:
+        """Count the click against every limit, as the Redis script does; the seconds until
+        the latest breached limit's window ends, or 0."""
+        now = self._clock()
+        if len(self._clicks) > _COUNTERS_KEPT:
+            self._clicks = {key: value for key, value in self._clicks.items() if value[1] > now}
+        wait = 0.0
+        for kind, who, limits in (("member", member_id, self.limits.member), ("ip", ip, self.limits.ip)):
+            for limit in limits:
+                key = (sku_id, kind, who, limit.seconds)
+                clicks, ends = self._clicks.get(key, (0, now))
+                if ends <= now:
+                    clicks, ends = 0, now + limit.seconds
+                self._clicks[key] = (clicks + 1, ends)
+                if clicks + 1 > limit.amount:
+                    wait = max(wait, ends - now)
+        return wait
 
     def give_back(self, sku_id, member_id, order_sn):
         with self._lock:
@@ -134,8 +164,9 @@ class InProcessLatch(Latch):
         with self._lock:
             return self._events[key]
 
-    def open(self, key):
-        self._event(key).set()
+    def open(self, *keys):
+        for key in keys:
+            self._event(key).set()
 
     def wait(self, key, timeout):
         return self._event(key).wait(max(timeout, 0))

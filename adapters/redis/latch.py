@@ -21,8 +21,11 @@ class RedisLatch(Latch):
         self.ttl = ttl
         self._open = client.register_script(OPEN)
 
-    def open(self, key):
-        self._open(keys=[self.prefix + key], args=[self.ttl])
+    def open(self, *keys):
+        with self.client.pipeline(transaction=False) as pipeline:
+            for key in keys:
+                self._open(keys=[self.prefix + key], args=[self.ttl], client=pipeline)
+            pipeline.execute()
 
     def wait(self, key, timeout):
         key = self.prefix + key

@@ -6,8 +6,12 @@ and runs on Redis Cluster too (``<prefix>`` goes before the tag and holds no bra
     <prefix>{seckill:<sku_id>}:sale     hash    id, start, end (µs), units left
     <prefix>{seckill:<sku_id>}:buyers   hash    member_id -> order_sn of the unit they hold
     <prefix>{seckill:<sku_id>}:pending  stream  sn, member, sale, at; consumer group "creators"
+    <prefix>{seckill:<sku_id>}:clicks:member:<member_id>:<seconds>   counter of a rate limit
+    <prefix>{seckill:<sku_id>}:clicks:ip:<address>:<seconds>         counter of a rate limit
 
-Every call is one script, so every multi-key step is atomic, also on a cluster.
+Every call is one script, so every multi-key step is atomic, also on a cluster. The click's
+rate limits are counted by the reservation script itself, so a click stays one round trip;
+sharing the sale's hash tag, they count a member's and an address's clicks per sale.
 
 The hand-off is a stream with a consumer group rather than a list: each reservation handed
 to an order creator stays in the group's pending entries until acknowledged, with its own
@@ -19,7 +23,7 @@ which creator died.
 
 from datetime import datetime, timedelta
 
-from ...core.seckill import Click, InvalidSale, Outcome, Reservation
+from ...core.seckill import UNLIMITED, Click, ClickLimits, InvalidSale, Outcome, Reservation
 from ...ports.seckill import ReservationGate
 
 _EPOCH = datetime(1970, 1, 1)
@@ -43,10 +47,19 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return 1
 """
 
-#: KEYS sale, buyers, pending; ARGV member, order_sn, now (µs) -> {outcome, order_sn}
-#: Every check comes before the first write, and the hand-off (XADD) is the first write: a
-#: failing command leaves nothing half-done.
+#: KEYS sale, buyers, pending, counter...; ARGV member, order_sn, now (µs), then amount and
+#: window (ms) per counter -> {outcome, order_sn or ms to wait}. Every click counts (fixed
+#: windows from their first click, as flask-limiter's); past a limit it stops there. Then
+#: every check comes before the hand-off (XADD), the first write that matters: a failing
+#: command leaves no unit taken.
 RESERVE = """
+local wait = 0
+for i = 4, #KEYS do
+  local clicks = redis.call('INCR', KEYS[i])
+  if clicks == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[2 * i - 3]) end
+  if clicks > tonumber(ARGV[2 * i - 4]) then wait = math.max(wait, redis.call('PTTL', KEYS[i])) end
+end
+if wait > 0 then return {'rate_limited', wait} end
 local sale = redis.call('HMGET', KEYS[1], 'id', 'start', 'end', 'units')
 if not sale[1] then return {'not_on_sale'} end
 local now = tonumber(ARGV[3])
@@ -105,21 +118,28 @@ def _moment(micros: str) -> datetime:
 
 
 class RedisReservationGate(ReservationGate):
-    """``client`` must answer ``str`` (``adapters.redis.connect``); ``prefix`` namespaces the keys."""
+    """``client`` must answer ``str`` (``adapters.redis.connect``); ``prefix`` namespaces the
+    keys; ``limits``: what each click counts against."""
 
-    def __init__(self, client, prefix: str = ""):
+    def __init__(self, client, prefix: str = "", limits: ClickLimits = UNLIMITED):
         if "{" in prefix or "}" in prefix:
             raise ValueError("the key prefix must not hold braces: they would replace the SKU's hash tag")
         self.client = client
         self.prefix = prefix
+        self.limits = limits
+        self._limit_args = [str(number) for limit in limits.member + limits.ip
+                            for number in (limit.amount, limit.seconds * 1000)]
         self._preheat, self._unload, self._reserve, self._give_back, self._take, self._ack = (
             client.register_script(script) for script in (PREHEAT, UNLOAD, RESERVE, GIVE_BACK, TAKE, ACK)
         )
 
     def keys(self, sku_id: int) -> tuple[str, str, str]:
         """The sale, buyers and pending keys of a SKU."""
-        tag = f"{self.prefix}{{seckill:{sku_id}}}"
+        tag = self._tag(sku_id)
         return f"{tag}:sale", f"{tag}:buyers", f"{tag}:pending"
+
+    def _tag(self, sku_id: int) -> str:
+        return f"{self.prefix}{{seckill:{sku_id}}}"
 
     def preheat(self, sale, units):
         sale_key, _, pending = self.keys(sale.sku_id)
@@ -133,9 +153,15 @@ class RedisReservationGate(ReservationGate):
     def unload(self, sku_id, sale_id):
         return self._unload(keys=self.keys(sku_id), args=[sale_id]) == 1
 
-    def reserve(self, sku_id, member_id, order_sn, now):
-        outcome, *order_sn = self._reserve(keys=self.keys(sku_id), args=[member_id, order_sn, _micros(now)])
-        return Click(Outcome(outcome), *order_sn)
+    def reserve(self, sku_id, member_id, order_sn, now, ip):
+        tag = f"{self._tag(sku_id)}:clicks"
+        counters = [f"{tag}:member:{member_id}:{limit.seconds}" for limit in self.limits.member]
+        counters += [f"{tag}:ip:{ip}:{limit.seconds}" for limit in self.limits.ip]
+        outcome, *answer = self._reserve(keys=[*self.keys(sku_id), *counters],
+                                         args=[member_id, order_sn, _micros(now), *self._limit_args])
+        if outcome == Outcome.RATE_LIMITED.value:
+            return Click.rate_limited(int(answer[0]) / 1000)
+        return Click(Outcome(outcome), *answer)
 
     def give_back(self, sku_id, member_id, order_sn):
         sale, buyers, _ = self.keys(sku_id)

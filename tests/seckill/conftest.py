@@ -28,6 +28,7 @@ from gmall_payment.adapters.redis import connect
 from gmall_payment.adapters.redis.latch import RedisLatch
 from gmall_payment.adapters.redis.seckill import RedisReservationGate
 from gmall_payment.adapters.sql.seckill import SqlSales, SqlSeckillOrders  # its tables, before create_all
+from gmall_payment.core.seckill import UNLIMITED
 
 REDIS_URL = os.environ.get("GMALL_TEST_REDIS_URL")
 #: marker -> (the variable naming its server, its value, an example)
@@ -77,10 +78,10 @@ REDIS = pytest.param("redis", marks=pytest.mark.redis)
 MARIADB = pytest.param("mariadb", marks=pytest.mark.mariadb)
 
 
-def make_gate(kind, request):
+def make_gate(kind, request, limits=UNLIMITED):
     if kind == "inprocess":
-        return InProcessReservationGate()
-    return RedisReservationGate(request.getfixturevalue("redis_client"), request.getfixturevalue("redis_prefix"))
+        return InProcessReservationGate(limits=limits)
+    return RedisReservationGate(request.getfixturevalue("redis_client"), request.getfixturevalue("redis_prefix"), limits)
 
 
 def make_latch(kind, request):

@@ -2,6 +2,7 @@
 the Redis gate can show: its keys, its round trips, a key Redis lost."""
 
 import threading
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -12,12 +13,15 @@ from redis.crc import key_slot
 
 from gmall_payment.adapters.redis.seckill import RedisReservationGate
 from gmall_payment.core.ordersn import new_order_sn
-from gmall_payment.core.seckill import Click, InvalidSale, Outcome, Sale
+from gmall_payment.core.seckill import Click, ClickLimits, InvalidSale, Outcome, RateLimit, Sale
+
+from .conftest import REDIS, make_gate
 
 SKU = 1001
 START = datetime(2024, 11, 11, 20, 0, 0)
 OPEN = START + timedelta(seconds=1, microseconds=123456)
 END = START + timedelta(hours=1)
+IP = "192.0.2.10"
 
 
 def a_sale(units=10, sale_id=7, sku_id=SKU):
@@ -31,8 +35,8 @@ def loaded(gate):
     return gate
 
 
-def click(gate, member_id, now=OPEN, sku_id=SKU) -> Click:
-    return gate.reserve(sku_id, member_id, new_order_sn(now), now)
+def click(gate, member_id, now=OPEN, sku_id=SKU, ip=IP) -> Click:
+    return gate.reserve(sku_id, member_id, new_order_sn(now), now, ip)
 
 
 # preheating
@@ -112,7 +116,7 @@ def test_preheating_zero_units_sells_nothing(gate):
 
 def test_the_reservation_is_handed_off_with_everything_the_order_needs(loaded):
     now = START + timedelta(minutes=3, microseconds=654321)
-    order_sn = loaded.reserve(SKU, 42, "202411112003000654321000001", now).order_sn
+    order_sn = loaded.reserve(SKU, 42, "202411112003000654321000001", now, IP).order_sn
 
     [reservation] = loaded.take(SKU, "creator", 10, 30)
     assert (reservation.order_sn, reservation.member_id, reservation.sku_id, reservation.sale_id) == (
@@ -186,6 +190,51 @@ def test_unload_refuses_while_a_reservation_was_never_handed_out(loaded):
     assert loaded.units_left(SKU) == 9
 
 
+# rate limits, counted in the same step
+
+
+@pytest.fixture(params=["inprocess", REDIS])
+def limited(request):
+    """The gate of ``loaded``, limiting each member to 2 clicks and each address to 5 a minute."""
+    gate = make_gate(request.param, request, ClickLimits(member=(RateLimit(2, 60),), ip=(RateLimit(5, 60),)))
+    gate.preheat(a_sale(), 10)
+    return gate
+
+
+def test_a_member_over_the_limit_is_turned_away_before_the_checks_and_takes_nothing(limited):
+    answers = [click(limited, 1).outcome for _ in range(3)]
+    turned_away = click(limited, 1)
+
+    assert answers == [Outcome.RESERVED, Outcome.ALREADY_BOUGHT, Outcome.RATE_LIMITED]
+    assert turned_away.order_sn is None and 55 <= turned_away.retry_after <= 60
+    assert click(limited, 2).outcome is Outcome.RESERVED  # another member, the same address: its 5th click
+    assert click(limited, 3).outcome is Outcome.RATE_LIMITED  # the address is over its limit now
+    assert click(limited, 3, ip="198.51.100.7").outcome is Outcome.RESERVED
+    assert limited.units_left(SKU) == 7
+    assert {r.member_id for r in limited.take(SKU, "creator", 100, 30)} == {1, 2, 3}
+
+
+def test_limits_count_per_sale(limited):
+    limited.preheat(a_sale(sale_id=8, sku_id=SKU + 1), 5)
+    for _ in range(2):
+        click(limited, 1)
+
+    assert click(limited, 1).outcome is Outcome.RATE_LIMITED
+    assert click(limited, 1, sku_id=SKU + 1).outcome is Outcome.RESERVED
+
+
+@pytest.mark.parametrize("kind", ["inprocess", REDIS])
+def test_a_window_over_lets_the_member_click_again(kind, request):
+    gate = make_gate(kind, request, ClickLimits(member=(RateLimit(1, 1),)))
+    gate.preheat(a_sale(), 10)
+    first = click(gate, 1)
+    refused = click(gate, 1)
+    time.sleep(1.05)
+
+    assert (first.outcome, refused) == (Outcome.RESERVED, Click(Outcome.RATE_LIMITED, retry_after=1))
+    assert click(gate, 1) == Click(Outcome.ALREADY_BOUGHT, first.order_sn)
+
+
 # under a burst
 
 
@@ -224,15 +273,18 @@ def test_a_burst_of_clicks_reserves_each_unit_once_and_no_member_twice(loaded):
 
 @pytest.fixture
 def redis_gate(redis_client, redis_prefix):
-    gate = RedisReservationGate(redis_client, redis_prefix)
+    """On Redis, every click counting against limits it stays far below."""
+    gate = RedisReservationGate(redis_client, redis_prefix,
+                                ClickLimits(member=(RateLimit(100, 1), RateLimit(1000, 60)), ip=(RateLimit(1000, 1),)))
     gate.preheat(a_sale(), 10)
     return gate
 
 
 @pytest.mark.redis
-def test_every_key_of_a_sku_is_in_one_cluster_slot(redis_gate, redis_client):
-    keys = redis_gate.keys(SKU)
-    assert all(redis_client.exists(key) for key in keys[::2])  # buyers appear with the first buyer
+def test_every_key_of_a_sku_is_in_one_cluster_slot(redis_gate, redis_client, redis_prefix):
+    click(redis_gate, 1, ip="2001:db8::{1}")
+    keys = [*redis_gate.keys(SKU), *redis_client.scan_iter(match=f"{redis_prefix}*clicks*")]
+    assert len(keys) == 3 + 3 and all(redis_client.exists(key) for key in keys)
     assert {key_slot(key.encode()) for key in keys} == {key_slot(b"{seckill:1001}")}
     assert key_slot(redis_gate.keys(SKU + 1)[0].encode()) != key_slot(keys[0].encode())
 

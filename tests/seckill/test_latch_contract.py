@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from redis.connection import Connection
 
 from gmall_payment.adapters.redis.latch import RedisLatch
 
@@ -59,3 +60,27 @@ def test_a_redis_latch_expires(redis_client, redis_prefix):
     latch.open(KEY)
     assert redis_client.llen(redis_prefix + KEY) == 1
     assert 0 < redis_client.ttl(redis_prefix + KEY) <= 60
+
+
+def test_opening_many_at_once_opens_each_and_no_other(latch):
+    keys = [f"seckill:created:{n}" for n in range(50)]
+    latch.open(*keys)
+    latch.open()  # none: nothing to do
+
+    assert all(latch.wait(key, 0) for key in keys)
+    assert latch.wait("seckill:created:50", 0) is False
+
+
+@pytest.mark.redis
+def test_a_redis_latch_opens_a_batch_in_one_pipeline(redis_client, redis_prefix, monkeypatch):
+    latch = RedisLatch(redis_client, redis_prefix, ttl=60)
+    sent = []
+    original = Connection.send_packed_command
+    monkeypatch.setattr(Connection, "send_packed_command",
+                        lambda self, command, *args, **kw: sent.append(command) or original(self, command, *args, **kw))
+
+    latch.open(*(f"k{n}" for n in range(20)))
+    round_trips = len(sent)
+
+    assert round_trips <= 2  # redis-py checks the script is loaded (SCRIPT EXISTS), then sends all 20
+    assert all(redis_client.llen(f"{redis_prefix}k{n}") == 1 for n in range(20))

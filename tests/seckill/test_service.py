@@ -24,6 +24,7 @@ END = START + timedelta(hours=1)
 PAY_WITHIN = timedelta(minutes=15)
 DUE = OPEN + PAY_WITHIN
 MEMBERS = 30
+IP = "192.0.2.10"
 
 
 class Clock:
@@ -103,18 +104,18 @@ def test_a_sale_may_not_overlap_another_of_its_sku(world):
 
 def test_a_click_answers_at_once_with_an_order_number_made_before_the_reservation(world):
     world.sale()
-    click = world.service.click(1, SKU)
+    click = world.service.click(1, SKU, IP)
 
     assert click.outcome is Outcome.RESERVED
     assert click.order_sn.startswith(OPEN.strftime("%Y%m%d%H%M%S%f"))
-    assert world.service.click(1, SKU) == Click(Outcome.ALREADY_BOUGHT, click.order_sn)
-    assert world.service.click(1, 2002) == Click(Outcome.NOT_ON_SALE)
-    assert world.service.click(2, SKU, now=END) == Click(Outcome.ENDED)
+    assert world.service.click(1, SKU, IP) == Click(Outcome.ALREADY_BOUGHT, click.order_sn)
+    assert world.service.click(1, 2002, IP) == Click(Outcome.NOT_ON_SALE)
+    assert world.service.click(2, SKU, IP, now=END) == Click(Outcome.ENDED)
 
 
 def test_orders_are_made_in_the_background_and_wake_whoever_waits(world):
     world.sale()
-    sns = [world.service.click(member, SKU).order_sn for member in (1, 2, 3)]
+    sns = [world.service.click(member, SKU, IP).order_sn for member in (1, 2, 3)]
     woken = []
     waiter = threading.Thread(target=lambda: woken.append(timed(world, sns[0], 5)))
     waiter.start()
@@ -142,19 +143,19 @@ def timed(world, order_sn, timeout):
 
 def test_the_wait_for_an_order_that_never_appears_is_bounded(world):
     world.sale()
-    world.service.click(1, SKU)  # reserved, but no order creator runs
+    world.service.click(1, SKU, IP)  # reserved, but no order creator runs
 
-    found, elapsed = timed(world, world.service.click(1, SKU).order_sn, 0.3)
+    found, elapsed = timed(world, world.service.click(1, SKU, IP).order_sn, 0.3)
     assert found is False and 0.25 <= elapsed < 1.5
 
 
 def test_a_crashed_creator_is_replaced_and_each_order_made_once(world):
     sale = world.sale()
-    first = [world.service.click(member, SKU).order_sn for member in (1, 2, 3)]
+    first = [world.service.click(member, SKU, IP).order_sn for member in (1, 2, 3)]
     world.gate.take(SKU, "crashed before making orders", 10, 30)
     assert world.service.create_orders(SKU, "survivor") == 0  # not idle long enough yet
 
-    later = [world.service.click(member, SKU).order_sn for member in (4, 5)]
+    later = [world.service.click(member, SKU, IP).order_sn for member in (4, 5)]
     crashing = copy.copy(world.service)
     crashing.gate = CrashOnAck(world.gate)
     with pytest.raises(RuntimeError):
@@ -185,7 +186,7 @@ class CrashOnAck:
 
 def test_expiry_closes_an_unpaid_order_gives_its_unit_back_once_and_the_member_buys_again(world):
     sale = world.sale()
-    sn = world.service.click(1, SKU).order_sn
+    sn = world.service.click(1, SKU, IP).order_sn
     world.drain()
     assert world.expiries.scheduled == [([sn], DUE)]
 
@@ -208,7 +209,7 @@ def test_expiry_closes_an_unpaid_order_gives_its_unit_back_once_and_the_member_b
             ("close_order", "done"), (GIVE_BACK, "done"), (GIVE_BACK, "skipped")]
 
     world.clock.now = OPEN + timedelta(minutes=20)
-    again = world.service.click(1, SKU)
+    again = world.service.click(1, SKU, IP)
     assert again.outcome is Outcome.RESERVED and again.order_sn != sn
     world.drain()
     assert world.shop.order(again.order_sn).status is OrderStatus.AWAITING_PAYMENT
@@ -217,12 +218,12 @@ def test_expiry_closes_an_unpaid_order_gives_its_unit_back_once_and_the_member_b
 
 def test_whoever_closes_a_seckill_order_its_unit_comes_back_once(world):
     world.sale()
-    sn = world.service.click(1, SKU).order_sn
+    sn = world.service.click(1, SKU, IP).order_sn
     world.drain()
 
     assert world.service.closing.close(sn, "cancelled by the shopper") is True  # not the flash sale's expiry
     assert world.gate.units_left(SKU) == 10
-    assert world.service.click(1, SKU).outcome is Outcome.RESERVED
+    assert world.service.click(1, SKU, IP).outcome is Outcome.RESERVED
 
 
 def test_order_closed_of_an_order_that_is_no_seckill_order_is_skipped(world):
@@ -236,7 +237,7 @@ def test_order_closed_of_an_order_that_is_no_seckill_order_is_skipped(world):
 
 def test_a_paid_order_never_expires(world):
     world.sale()
-    sn = world.service.click(1, SKU).order_sn
+    sn = world.service.click(1, SKU, IP).order_sn
     world.drain()
     with world.shop.backend.uow() as uow:
         uow.orders.move(sn, OrderStatus.AWAITING_PAYMENT, OrderStatus.AWAITING_SHIPMENT)
@@ -250,7 +251,7 @@ def test_a_paid_order_never_expires(world):
 
 def test_the_sweep_expires_what_a_lost_message_left_and_finishes_interrupted_give_backs(world):
     world.sale()
-    interrupted, lost = (world.service.click(member, SKU).order_sn for member in (1, 2))
+    interrupted, lost = (world.service.click(member, SKU, IP).order_sn for member in (1, 2))
     world.drain()
     world.clock.now = DUE
     world.steps.lose = True  # order.closed is not delivered: the give-back is left to do
@@ -269,18 +270,18 @@ def test_the_sweep_expires_what_a_lost_message_left_and_finishes_interrupted_giv
 def test_a_reservation_whose_sale_is_unknown_is_abandoned_and_its_unit_returned_at_once(world):
     ghost = Sale(SKU, "not in the database", Decimal("1.00"), 5, START, END, id=999)
     world.gate.preheat(ghost, 5)
-    sn = world.service.click(1, SKU).order_sn
+    sn = world.service.click(1, SKU, IP).order_sn
 
     assert world.service.create_orders(SKU, "creator") == 1
     assert world.gate.units_left(SKU) == 5
-    assert world.service.click(1, SKU).outcome is Outcome.RESERVED  # the member is free again
+    assert world.service.click(1, SKU, IP).outcome is Outcome.RESERVED  # the member is free again
     found, elapsed = timed(world, sn, 5)
     assert found is False and elapsed < 1  # the waiter is told at once
 
 
 def test_an_order_that_cannot_be_made_is_retried_then_abandoned_and_its_unit_returned(world):
     world.sale(units=5)
-    sn = world.service.click(1, SKU).order_sn
+    sn = world.service.click(1, SKU, IP).order_sn
     world.service.claim_after = 0
     world.service.orders = FailingCreate(world.shop.orders, refuse)
 
@@ -300,7 +301,7 @@ def refuse(orders):
 
 def test_one_bad_order_does_not_hold_up_the_rest_of_its_batch(world):
     world.sale()
-    good, bad, also_good = (world.service.click(member, SKU).order_sn for member in (1, 2, 3))
+    good, bad, also_good = (world.service.click(member, SKU, IP).order_sn for member in (1, 2, 3))
     create = world.shop.orders.create
 
     def failing_on_bad(orders):
@@ -324,13 +325,13 @@ class FailingCreate:
 
 def test_a_member_the_gate_forgot_gets_no_second_order(world):
     sale = world.sale()
-    first = world.service.click(1, SKU).order_sn
+    first = world.service.click(1, SKU, IP).order_sn
     world.drain()
     assert world.gate.unload(SKU, sale.id)  # as if Redis lost the sale...
     assert world.service.preheat(sale) is True  # ...and it was loaded again: without the unit member 1 holds
     assert world.gate.units_left(SKU) == 9
 
-    assert world.service.click(1, SKU).outcome is Outcome.RESERVED  # the gate forgot member 1
+    assert world.service.click(1, SKU, IP).outcome is Outcome.RESERVED  # the gate forgot member 1
     assert world.drain() == 1
     assert world.gate.units_left(SKU) == 9  # the database refused the second order; the unit is back
     assert world.shop.orders.held(sale.id) == 1 and world.shop.order(first)
@@ -349,7 +350,7 @@ def test_a_burst_sells_each_unit_once_and_the_database_agrees_with_the_gate(worl
             barrier.wait(timeout=10)
             for i in range(clicks_each):
                 member = (n * 7 + i) % MEMBERS + 1
-                clicks.append((member, world.service.click(member, SKU)))
+                clicks.append((member, world.service.click(member, SKU, IP)))
         except BaseException as error:
             errors.append(error)
 

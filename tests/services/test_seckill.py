@@ -165,7 +165,7 @@ def test_a_crashed_order_creator_restarted_creates_every_pending_order_once(make
     sale = arrange(shop, members=1000, units=1000)
     with shop.app.app_context():
         shop.services.seckill.preheat(sale)
-        assert all(shop.services.seckill.click(m, SKU).order_sn for m in range(1, 1001))
+        assert all(shop.services.seckill.click(m, SKU, "192.0.2.10").order_sn for m in range(1, 1001))
     worker = shop.worker(threads=4)
     worker.start()
 

@@ -6,14 +6,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from support.shop import csrf_token, make_app
+from support.seckill_web import BROWSER, JSON, SKU, login, preheated
+from support.shop import make_app
 
 from gmall_payment.adapters.sql.demo import SALE_UNITS
 from gmall_payment.core.seckill import Sale
-
-SKU = 1004  # the demo's flash sale
-JSON = {"Accept": "application/json"}
-BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 
 @pytest.fixture
@@ -22,23 +19,6 @@ def shop(tmp_path):
                    SECKILL_RATE_LIMIT_IP="1000/minute")
     yield app
     app.extensions["gmall"].bus.close()
-
-
-def login(app, username="demo", password="demo123"):
-    client = app.test_client()
-    client.post("/login", data={"username": username, "password": password,
-                                "csrf_token": csrf_token(client.get("/login").text)})
-    return client
-
-
-def preheated(client, sku_id=SKU, timeout=5):
-    """The sale page once the worker's tick has loaded the sale (the first request starts it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        sale = next(s for s in client.get("/seckill", headers=JSON).json["sales"] if s["sku_id"] == sku_id)
-        if sale["units_left"] is not None or time.monotonic() > deadline:
-            return sale
-        time.sleep(0.05)
 
 
 def test_seed_demo_makes_an_open_sale_that_the_shop_preheats_itself(shop):
@@ -148,3 +128,24 @@ def test_another_members_order_is_not_found(shop):
 
     assert alice.get(f"/seckill/orders/{order_sn}", headers=JSON).status_code == 404
     assert alice.get(f"/seckill/pay?orderSn={order_sn}").status_code == 404
+
+
+def test_waiting_for_orders_is_rate_limited_per_member_with_retry_after(tmp_path):
+    app = make_app(tmp_path, SECKILL_PAY_WAIT_SECONDS=0.05, SECKILL_RATE_LIMIT_WAIT="3/minute")
+    try:
+        demo, alice = login(app), login(app, "alice", "alice123")
+        unknown = "20241111200000000000123456"
+        answers = [demo.get(f"/seckill/pay?orderSn={unknown}"), demo.get(f"/seckill/orders/{unknown}", headers=JSON),
+                   demo.get(f"/seckill/pay?orderSn={unknown}"), demo.get(f"/seckill/orders/{unknown}", headers=JSON)]
+
+        assert [a.status_code for a in answers] == [202, 200, 202, 429]  # the pay step and its status share the limit
+        assert answers[3].json["outcome"] == "rate_limited" and 1 <= int(answers[3].headers["Retry-After"]) <= 60
+        assert alice.get(f"/seckill/orders/{unknown}", headers=JSON).status_code == 200  # per member
+    finally:
+        app.extensions["gmall"].bus.close()
+
+
+def test_a_rate_limit_that_does_not_parse_stops_the_shop_naming_its_setting(tmp_path):
+    for key in ("SECKILL_RATE_LIMIT_MEMBER", "SECKILL_RATE_LIMIT_IP", "SECKILL_RATE_LIMIT_WAIT"):
+        with pytest.raises(ValueError, match=key):
+            make_app(tmp_path, **{key: "five a second"})
