@@ -104,7 +104,7 @@ def bootstrap(settings: Mapping, uow: Callable, *, sales: SaleStore, seckill_ord
     sale = seckill.SeckillService(
         gate, sales, seckill_orders, latch, closing, uow, seckill_expiry,
         pay_within=timedelta(seconds=sale_config.pay_within_seconds), claim_after=sale_config.claim_after_seconds,
-        max_deliveries=sale_config.max_deliveries, batch=sale_config.batch,
+        max_deliveries=sale_config.max_deliveries, batch=sale_config.batch, linger=sale_config.linger_seconds,
         preheat_ahead=timedelta(seconds=sale_config.preheat_ahead_seconds),
     )
     steps = StepRunner({

@@ -32,6 +32,7 @@ class SeckillSettings:
     tick_seconds: float = 1.0
     claim_after_seconds: float = 30.0
     batch: int = 100
+    linger_seconds: float = 0.1
     max_deliveries: int = 5
     rate_limit_member: str = "5/second"
     rate_limit_ip: str = "50/second"
@@ -51,6 +52,7 @@ class SeckillSettings:
                 ("tick_seconds", "SECKILL_TICK_SECONDS", float, False),
                 ("claim_after_seconds", "SECKILL_CLAIM_AFTER_SECONDS", float, False),
                 ("batch", "SECKILL_BATCH", int, False),
+                ("linger_seconds", "SECKILL_LINGER_SECONDS", float, True),
                 ("max_deliveries", "SECKILL_MAX_DELIVERIES", int, False),
             )),
         )._checked()

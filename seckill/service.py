@@ -50,14 +50,16 @@ class SeckillService:
     a seckill order may wait for payment; ``claim_after``: seconds after which a reservation
     handed to an order creator that never acknowledged it goes to another;
     ``max_deliveries``: attempts to make an order before its unit is given back;
-    ``batch``: reservations made into orders per transaction; ``preheat_ahead``: how long
-    before its start a sale is loaded into the gate.
+    ``batch``: reservations made into orders per transaction; ``linger``: seconds a drain
+    pauses after a batch that was not full, so that a burst's reservations gather into full
+    batches instead of costing a transaction each; ``preheat_ahead``: how long before its
+    start a sale is loaded into the gate.
     """
 
     def __init__(self, gate: ReservationGate, sales: SaleStore, orders: SeckillOrders, latch: Latch,
                  closing: OrderClosing, uow: Callable, expiry: ExpiryScheduler | None = None, *,
                  clock: Callable[[], datetime] = datetime.now, pay_within: timedelta = timedelta(minutes=30),
-                 claim_after: float = 30.0, max_deliveries: int = 5, batch: int = 100,
+                 claim_after: float = 30.0, max_deliveries: int = 5, batch: int = 100, linger: float = 0.0,
                  preheat_ahead: timedelta = timedelta(minutes=5)):
         self.gate = gate
         self.sales = sales
@@ -71,6 +73,7 @@ class SeckillService:
         self.claim_after = claim_after
         self.max_deliveries = max_deliveries
         self.batch = batch
+        self.linger = linger
         self.preheat_ahead = preheat_ahead
 
     # sales
@@ -139,6 +142,8 @@ class SeckillService:
         for sku_id in {s.sku_id for s in self.sales.overlapping(now - AFTERCARE, now) if s.start <= now}:
             while time.monotonic() < deadline and (made := self.create_orders(sku_id, consumer)):
                 settled += made
+                if made < self.batch:
+                    time.sleep(self.linger)
         return settled
 
     def create_orders(self, sku_id: int, consumer: str) -> int:

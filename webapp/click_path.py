@@ -4,9 +4,10 @@ answered beneath Flask's request machinery.
 Under a burst the click is nearly all the shop serves, and Flask's per-request work (its
 contexts, routing, hooks, request and response objects) costs more than the click's own:
 the session check and the one reservation round trip (benchmarks/seckill_burst.py gives the
-figures). This layer opens the same session cookie through the app's session interface,
-calls the same service and builds the same answer (``seckill.click_answer``). Everything
-else (browsers, which get pages; strangers, who get 401; other paths) goes on to Flask.
+figures). This layer reads the same signed session cookie as Flask's cookie session does
+(its serializer, made once), calls the same service and builds the same answer
+(``seckill.click_answer``). Everything else (browsers, which get pages; strangers, who get
+401; other paths) goes on to Flask.
 """
 
 import json
@@ -14,6 +15,9 @@ import re
 from http import HTTPStatus
 
 from flask import Flask, url_for
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import BadSignature
+from werkzeug.http import parse_cookie
 
 from ..adapters.bootstrap import Services
 from ..core.seckill import Outcome
@@ -31,12 +35,18 @@ def prefers_json(accept: str) -> bool:
 
 
 class ClickPath:
-    """WSGI middleware in front of the Flask app ``app``."""
+    """WSGI middleware in front of the Flask app ``app``, whose sessions must be Flask's
+    signed cookies (the member is read from them as Flask would)."""
 
     def __init__(self, app: Flask, services: Services):
+        if not isinstance(app.session_interface, SecureCookieSessionInterface):
+            raise TypeError("the click's fast path reads Flask's signed-cookie sessions only")
         self.app = app
         self.services = services
         self.next = app.wsgi_app
+        self.serializer = app.session_interface.get_signing_serializer(app)
+        self.cookie_name = app.session_interface.get_cookie_name(app)
+        self.max_age = int(app.permanent_session_lifetime.total_seconds())
         with app.test_request_context():
             self.pay_path = url_for("seckill.pay", orderSn="")  # the order number goes last
         self.statuses = {code: f"{code} {HTTPStatus(code).phrase}" for code in (200, 403, 404, 409, 410, 429, 500)}
@@ -45,15 +55,13 @@ class ClickPath:
         match = CLICK.match(environ.get("PATH_INFO", ""))
         if match is None or environ["REQUEST_METHOD"] != "GET" or not prefers_json(environ.get("HTTP_ACCEPT", "*/*")):
             return self.next(environ, start_response)
-        request = self.app.request_class(environ)
-        session = self.app.session_interface.open_session(self.app, request)
-        member_id = session.get("member_id") if session is not None else None
+        member_id = self._member_id(environ)
         if member_id is None:
             return self.next(environ, start_response)
         headers = [("Content-Type", "application/json"), ("Vary", "Cookie")]
         try:
             self.services.bus.start()  # as Flask's first request does (the embedded worker)
-            result = self.services.seckill.click(member_id, int(match[1]), request.remote_addr or "")
+            result = self.services.seckill.click(member_id, int(match[1]), environ.get("REMOTE_ADDR") or "")
         except Exception:
             self.app.logger.exception("click on %s by member %s failed", match[1], member_id)
             status, answer = 500, FAILED
@@ -62,8 +70,19 @@ class ClickPath:
                 status, answer = 429, RATE_LIMITED
                 headers.append(("Retry-After", retry_after(result.retry_after)))
             else:
-                status, answer = click_answer(result, f"{request.script_root}{self.pay_path}".__add__)
+                script_root = environ.get("SCRIPT_NAME", "").rstrip("/")
+                status, answer = click_answer(result, f"{script_root}{self.pay_path}".__add__)
         body = (json.dumps(answer, separators=(",", ":")) + "\n").encode()
         headers.append(("Content-Length", str(len(body))))
         start_response(self.statuses[status], headers)
         return [body]
+
+    def _member_id(self, environ):
+        """The member of a valid session cookie, else None (Flask would see an empty session)."""
+        cookie = parse_cookie(environ).get(self.cookie_name)
+        if not self.serializer or not cookie:
+            return None
+        try:
+            return self.serializer.loads(cookie, max_age=self.max_age).get("member_id")
+        except BadSignature:
+            return None

@@ -2,6 +2,7 @@
 leaves to Flask what it does not serve."""
 
 import logging
+import time
 
 import pytest
 from support.seckill_web import JSON, SKU, login, preheated
@@ -94,3 +95,26 @@ def test_a_failing_click_is_logged_and_answered_500_in_json(shop, monkeypatch, c
 ])
 def test_only_clients_sure_to_get_json_take_the_fast_path(accept, fast):
     assert prefers_json(accept) is fast
+
+
+def test_a_forged_session_is_a_stranger_and_takes_nothing(shop):
+    demo = login(shop)
+    preheated(demo)
+    genuine = demo.get_cookie("session").value
+    forged = shop.test_client()
+    forged.set_cookie("session", genuine[:-2] + ("AA" if not genuine.endswith("AA") else "BB"))
+
+    answer = forged.get(f"/seckill/{SKU}", headers=JSON)
+    assert (answer.status_code, answer.json["outcome"]) == (401, "not_logged_in")
+    assert preheated(demo)["units_left"] == SALE_UNITS
+
+
+def test_an_expired_session_is_a_stranger(tmp_path):
+    app = make_app(tmp_path, PERMANENT_SESSION_LIFETIME=1)
+    try:
+        demo = login(app)
+        preheated(demo)
+        time.sleep(2.1)
+        assert demo.get(f"/seckill/{SKU}", headers=JSON).status_code == 401
+    finally:
+        app.extensions["gmall"].bus.close()
