@@ -69,7 +69,7 @@ class SeckillSettings:
 
     @property
     def click_limits(self) -> ClickLimits:
-        """The click's limits, which the gate counts (flask-limiter's syntax, e.g. ``10/second;100/minute``)."""
+        """The click's limits, which the gate counts (the limits library's syntax, e.g. ``10/second;100/minute``)."""
         def parsed(value):
             return tuple(RateLimit(item.amount, item.get_expiry()) for item in parse_many(value))
         return ClickLimits(member=parsed(self.rate_limit_member), ip=parsed(self.rate_limit_ip))

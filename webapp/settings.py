@@ -37,6 +37,9 @@ def defaults(instance_path: str) -> dict:
         # their trades; workers look for them every EXPIRY_SECONDS.
         "ORDER_PAY_TIMEOUT": 1800,
         "EXPIRY_SECONDS": 60,
+        # The flash sale's click is a GET that reserves: no cross-site sub-request (an <img>
+        # on another site) may carry a member's session to it.
+        "SESSION_COOKIE_SAMESITE": "Lax",
     }
 
 

@@ -49,7 +49,7 @@ return 1
 
 #: KEYS sale, buyers, pending, counter...; ARGV member, order_sn, now (µs), then amount and
 #: window (ms) per counter -> {outcome, order_sn or ms to wait}. Every click counts (fixed
-#: windows from their first click, as flask-limiter's); past a limit it stops there. Then
+#: windows from their first click, as the limits library's); past a limit it stops there. Then
 #: every check comes before the hand-off (XADD), the first write that matters: a failing
 #: command leaves no unit taken.
 RESERVE = """

@@ -6,7 +6,7 @@ import time
 
 import pytest
 from support.seckill_web import JSON, SKU, login, preheated
-from support.shop import make_app
+from support.shop import csrf_token, make_app
 
 from gmall_payment.adapters.sql.demo import SALE_UNITS
 from gmall_payment.webapp.click_path import prefers_json
@@ -118,3 +118,10 @@ def test_an_expired_session_is_a_stranger(tmp_path):
         assert demo.get(f"/seckill/{SKU}", headers=JSON).status_code == 401
     finally:
         app.extensions["gmall"].bus.close()
+
+
+def test_the_session_cookie_stays_on_this_site(shop):
+    client = shop.test_client()
+    answer = client.post("/login", data={"username": "demo", "password": "demo123",
+                                         "csrf_token": csrf_token(client.get("/login").text)})
+    assert "SameSite=Lax" in answer.headers["Set-Cookie"] and "HttpOnly" in answer.headers["Set-Cookie"]
