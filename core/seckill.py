@@ -68,9 +68,13 @@ class Click:
 
     @classmethod
     def rate_limited(cls, wait: float) -> "Click":
-        """Turned away by a rate limit whose window ends in ``wait`` seconds (Retry-After
-        is whole seconds, at least one)."""
-        return cls(Outcome.RATE_LIMITED, retry_after=max(1, math.ceil(wait)))
+        """Turned away by a rate limit whose window ends in ``wait`` seconds."""
+        return cls(Outcome.RATE_LIMITED, retry_after=retry_after(wait))
+
+
+def retry_after(wait: float) -> int:
+    """What to tell a client turned away for ``wait`` seconds: whole seconds, at least one."""
+    return max(1, math.ceil(wait))
 
 
 @dataclass(frozen=True)

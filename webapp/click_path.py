@@ -21,7 +21,7 @@ from werkzeug.http import parse_cookie
 
 from ..adapters.bootstrap import Services
 from ..core.seckill import Outcome
-from .seckill import RATE_LIMITED, click_answer, retry_after
+from .seckill import RATE_LIMITED, click_answer
 
 #: The click's path as Flask's ``<int:sku_id>`` matches it (no sign, no leading zero).
 CLICK = re.compile(r"/seckill/([1-9][0-9]{0,17})\Z")
@@ -68,7 +68,7 @@ class ClickPath:
         else:
             if result.outcome is Outcome.RATE_LIMITED:
                 status, answer = 429, RATE_LIMITED
-                headers.append(("Retry-After", retry_after(result.retry_after)))
+                headers.append(("Retry-After", str(result.retry_after)))
             else:
                 script_root = environ.get("SCRIPT_NAME", "").rstrip("/")
                 status, answer = click_answer(result, f"{script_root}{self.pay_path}".__add__)

@@ -5,7 +5,6 @@ per outcome. The click reads the member from the session cookie and nothing from
 database: its one round trip is the reservation script, which counts its rate limits too.
 """
 
-import math
 from datetime import datetime, timedelta
 
 from flask import (
@@ -20,7 +19,7 @@ from flask import (
     url_for,
 )
 
-from ..core.seckill import Outcome, SeckillOrderStatus
+from ..core.seckill import Outcome, SeckillOrderStatus, retry_after
 from .api import json_error
 from .context import owned_order, services
 
@@ -135,11 +134,6 @@ def not_found(error):
 RATE_LIMITED = {"outcome": "rate_limited", "message": TOO_MANY}
 
 
-def retry_after(wait: float) -> str:
-    """Retry-After in whole seconds, at least one."""
-    return str(max(1, math.ceil(wait)))
-
-
 def too_many_requests(wait: float):
     """The answer over a rate limit: 429 and Retry-After."""
     if wants_json():
@@ -147,5 +141,5 @@ def too_many_requests(wait: float):
     else:
         response = make_response(render_template("seckill_result.html", outcome="rate_limited", message=TOO_MANY,
                                                  order_sn=None, pay_url=None, sku_id=None), 429)
-    response.headers["Retry-After"] = retry_after(wait)
+    response.headers["Retry-After"] = str(retry_after(wait))
     return response
