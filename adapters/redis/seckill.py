@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 from ...core.seckill import UNLIMITED, Click, ClickLimits, InvalidSale, Outcome, Reservation
 from ...ports.seckill import ReservationGate
+from .hot_script import HotScript
 
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
@@ -129,9 +130,10 @@ class RedisReservationGate(ReservationGate):
         self.limits = limits
         self._limit_args = [str(number) for limit in limits.member + limits.ip
                             for number in (limit.amount, limit.seconds * 1000)]
-        self._preheat, self._unload, self._reserve, self._give_back, self._take, self._ack = (
-            client.register_script(script) for script in (PREHEAT, UNLOAD, RESERVE, GIVE_BACK, TAKE, ACK)
+        self._preheat, self._unload, self._give_back, self._take, self._ack = (
+            client.register_script(script) for script in (PREHEAT, UNLOAD, GIVE_BACK, TAKE, ACK)
         )
+        self._reserve = HotScript(client, RESERVE)
 
     def keys(self, sku_id: int) -> tuple[str, str, str]:
         """The sale, buyers and pending keys of a SKU."""

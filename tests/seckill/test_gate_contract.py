@@ -1,6 +1,7 @@
 """The reservation gate's contract, rule by rule, in process and on Redis; then what only
 the Redis gate can show: its keys, its round trips, a key Redis lost."""
 
+import os
 import threading
 import time
 from collections import Counter
@@ -9,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 import redis
+from redis.connection import Connection
 from redis.crc import key_slot
 
 from gmall_payment.adapters.redis.seckill import RedisReservationGate
@@ -295,16 +297,43 @@ def test_a_prefix_with_braces_is_refused(redis_client):
         RedisReservationGate(redis_client, "shop{1}:")
 
 
+def sent_commands(monkeypatch) -> list[bytes]:
+    """The names of the commands every Redis connection sends from now on."""
+    sent = []
+    original = Connection.send_packed_command
+
+    def send(self, command, *args, **kwargs):
+        packed = b"".join(command) if isinstance(command, list) else command
+        sent.append(packed.split(b"\r\n")[2])
+        return original(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "send_packed_command", send)
+    return sent
+
+
 @pytest.mark.redis
 def test_a_click_is_one_round_trip(redis_gate, redis_client, monkeypatch):
     click(redis_gate, 1)  # the script is loaded now
-    sent = []
-    execute = redis_client.execute_command
-    monkeypatch.setattr(redis_client, "execute_command", lambda *args, **kw: sent.append(args[0]) or execute(*args, **kw))
+    sent = sent_commands(monkeypatch)
 
     assert click(redis_gate, 2).outcome is Outcome.RESERVED
     assert click(redis_gate, 2).outcome is Outcome.ALREADY_BOUGHT
-    assert sent == ["EVALSHA", "EVALSHA"]
+    assert sent == [b"EVALSHA", b"EVALSHA"]
+
+
+@pytest.mark.redis
+def test_a_click_after_redis_lost_its_scripts_and_its_connections_still_reserves(redis_gate, redis_client,
+                                                                                   monkeypatch):
+    click(redis_gate, 1)
+    host, port = redis_gate._reserve._idle[-1]._sock.getsockname()
+    redis_client.script_flush()  # as a restart does...
+    redis_client.client_kill(f"{host}:{port}")  # ...to the click's connection
+    sent = sent_commands(monkeypatch)
+
+    assert click(redis_gate, 2).outcome is Outcome.RESERVED
+    # broken, sent again on a new connection, refused (no script), loaded, sent
+    assert [c for c in sent if c in (b"EVALSHA", b"SCRIPT")] == [b"EVALSHA", b"EVALSHA", b"SCRIPT", b"EVALSHA"]
+    assert redis_gate.units_left(SKU) == 8
 
 
 @pytest.mark.redis
@@ -328,3 +357,33 @@ def test_a_hand_off_that_fails_inside_the_script_takes_no_unit_and_records_no_me
         click(redis_gate, 1)
     assert redis_gate.units_left(SKU) == 10
     assert not redis_client.exists(buyers)
+
+
+@pytest.mark.redis
+def test_concurrent_clicks_use_no_more_connections_than_clicks_at_once(redis_gate):
+    barrier = threading.Barrier(8)
+
+    def shopper(member):
+        barrier.wait(timeout=10)
+        for _ in range(20):
+            click(redis_gate, member)
+
+    workers = [threading.Thread(target=shopper, args=(m,)) for m in range(1, 9)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+
+    assert 1 <= len(redis_gate._reserve._idle) <= 8
+    assert redis_gate.units_left(SKU) == 2
+
+
+@pytest.mark.redis
+def test_after_a_fork_the_click_uses_connections_of_its_own(redis_gate, monkeypatch):
+    click(redis_gate, 1)
+    parents = list(redis_gate._reserve._idle)
+    child = os.getpid() + 1
+    monkeypatch.setattr(os, "getpid", lambda: child)  # what a forked worker would see
+
+    assert click(redis_gate, 2).outcome is Outcome.RESERVED
+    assert len(redis_gate._reserve._idle) == 1 and redis_gate._reserve._idle[0] not in parents
