@@ -31,7 +31,7 @@ class SeckillSettings:
     preheat_ahead_seconds: float = 300.0
     tick_seconds: float = 1.0
     claim_after_seconds: float = 30.0
-    batch: int = 100
+    batch: int = 500
     linger_seconds: float = 0.1
     max_deliveries: int = 5
     rate_limit_member: str = "5/second"

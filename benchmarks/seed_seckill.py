@@ -7,10 +7,26 @@ semaphore's ``trySetPermits(stock)`` and ``tryAcquire()``, a countdown latch's
 ``GET /miaosha/pay`` calls ``latch.await()`` with no timeout. The Lua below is what
 Redisson 3 runs for those calls. Kept faults: no per-member limit, a vanished semaphore is
 set again to the full stock, no unit is ever given back, and the pay step may wait forever.
+
+The message's listener (``consume``; run as ``python seed_seckill.py`` by the benchmark)
+does what the seed's other RabbitMQ listeners do, one message at a time: it makes that
+message's order (the order, its item, its stock lock, in one transaction, with the shop's
+own ``insert_orders``), then counts the latch down.
 """
 
 import json
+import os
+import threading
+from datetime import datetime
+from decimal import Decimal
 
+import redis
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from gmall_payment.adapters.sql.orders import insert_orders
+from gmall_payment.core.model import Order, OrderItem, OrderStatus
+from gmall_payment.core.money import points_for
 from gmall_payment.core.ordersn import new_order_sn  # IdWorker.getTimeId()
 
 #: RSemaphore.trySetPermits: sets the permits only if the key is missing.
@@ -75,6 +91,17 @@ class SeedSeckill:
         self.client.lpush(self.prefix + QUEUE, json.dumps({"orderToken": order_sn, "skuId": sku_id, "count": 1, "userId": user_id}))
         return True, f"秒杀成功,订单号:{order_sn}"
 
+    def consume(self, make_order, timeout: float = 1.0) -> bool:
+        """The listener: take one message, make its order, count its latch down; False if
+        none came within ``timeout``."""
+        message = self.client.brpop([self.prefix + QUEUE], timeout)
+        if message is None:
+            return False
+        lock = json.loads(message[1])
+        make_order(lock)
+        self.order_created(lock["orderToken"])
+        return True
+
     def order_created(self, order_sn: str) -> None:
         latch = f"{self.prefix}sec:countdown:{order_sn}"
         self._count_down(keys=[latch, f"redisson_countdownlatch__channel__{{{latch}}}"], args=[0])
@@ -86,3 +113,31 @@ class SeedSeckill:
             pubsub.subscribe(f"redisson_countdownlatch__channel__{{{latch}}}")
             while int(self.client.get(latch) or 0) > 0:
                 pubsub.get_message(timeout=1.0)
+
+
+def listen(threads: int) -> None:
+    """The seed's order service: ``threads`` listeners on the settings the benchmark passes
+    (BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_PREFIX, BENCH_PRICE), until killed."""
+    engine = create_engine(os.environ["BENCH_DATABASE_URL"], pool_size=threads)
+    seed = SeedSeckill(redis.Redis.from_url(os.environ["BENCH_REDIS_URL"], decode_responses=True),
+                       os.environ["BENCH_PREFIX"])
+    price = Decimal(os.environ["BENCH_PRICE"])
+
+    def make_order(lock):
+        points = points_for(price)
+        order = Order(lock["orderToken"], lock["userId"], OrderStatus.AWAITING_PAYMENT, price, points, points,
+                      [OrderItem(lock["skuId"], "秒杀", lock["count"], price)])
+        with Session(engine) as session, session.begin():
+            insert_orders(session, [(order, [(lock["skuId"], lock["count"])])], datetime.now())
+
+    def listener():
+        while True:
+            seed.consume(make_order)
+
+    for _ in range(threads):
+        threading.Thread(target=listener, daemon=True).start()
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    listen(int(os.environ.get("BENCH_LISTENERS", "4")))
