@@ -115,7 +115,7 @@ class Bench(Harness):
     def __init__(self, args):
         self.args = args
         # Every click counts against both limits, which stay far above what the load sends.
-        super().__init__(args.mysql_url, args.redis_url, SECRET_KEY=SECRET, SECKILL_TICK_SECONDS=0.2,
+        super().__init__(args.mysql_url, args.redis_url, SECRET_KEY=SECRET,
                          SECKILL_RATE_LIMIT_MEMBER="1000/second", SECKILL_RATE_LIMIT_IP="1000000/second")
         self.extra_env = {"BENCH_REDIS_URL": args.redis_url, "BENCH_PREFIX": f"{self.namespace}:seed:",
                           "BENCH_DATABASE_URL": self.settings["DATABASE_URL"], "BENCH_PRICE": str(PRICE),
