@@ -180,3 +180,25 @@ def test_a_crashed_order_creator_restarted_creates_every_pending_order_once(make
     assert_database_and_redis_agree(shop, sale, 1000)
     pending = shop.services.seckill.gate.keys(SKU)[2]
     assert shop.services.seckill.gate.client.xlen(pending) == 0
+
+
+def test_rate_limits_are_counted_in_redis_for_the_click_and_the_wait(make_shop):
+    shop = make_shop(SECKILL_TICK_SECONDS=0.2, SECKILL_RATE_LIMIT_MEMBER="2/minute",
+                     SECKILL_RATE_LIMIT_IP="100000/second", SECKILL_RATE_LIMIT_WAIT="2/minute")
+    arrange(shop, members=2, units=10)
+    shop.worker(threads=2).start()
+    wait_until(lambda: units_left(shop) == 10, 30, "the worker's tick did not preheat the sale")
+    http = requests.Session()
+
+    clicks = [click(http, shop, 1) for _ in range(3)]
+    assert [status for _, status, _ in clicks] == [200, 409, 429]
+    order_sn = clicks[0][2]["order_sn"]
+    waits = [http.get(f"{shop.url}/seckill/orders/{order_sn}", cookies={"session": cookie(shop, 1)},
+                      headers={"Accept": "application/json"}, timeout=30) for _ in range(3)]
+    assert [w.status_code for w in waits] == [200, 200, 429]
+    assert 1 <= int(waits[2].headers["Retry-After"]) <= 60
+    assert click(http, shop, 2)[1] == 200  # another member, its own allowance
+    redis_client, namespace = shop.services.seckill.gate.client, shop.settings["REDIS_NAMESPACE"]
+    counters = list(redis_client.scan_iter(match=f"{namespace}:{{seckill:{SKU}}}:clicks:*"))
+    assert len(counters) == 3 and all(int(redis_client.get(key)) >= 1 for key in counters)  # 2 members, 1 address
+    assert units_left(shop) == 8
