@@ -135,9 +135,13 @@ class Bench(Harness):
         return self
 
     def _gunicorn(self, app, probe):
+        # Each worker takes a fair share of the load's keep-alive connections (and two spare):
+        # left to race for them, one worker may get most and leave the others idle.
+        share = -(-self.args.connections // self.args.web_workers) + 2
         self.start("web", [str(BIN / "gunicorn"), "-k", self.args.web_class, "-w", str(self.args.web_workers),
-                           "--threads", str(self.args.web_threads), "-b", f"127.0.0.1:{self.port}",
-                           "--log-level", "warning", "--keep-alive", "30", "--backlog", "2048", app])
+                           "--threads", str(self.args.web_threads), "--worker-connections", str(share),
+                           "-b", f"127.0.0.1:{self.port}", "--log-level", "warning", "--keep-alive", "30",
+                           "--backlog", "2048", app])
         deadline = time.monotonic() + 60
         while True:
             with contextlib.suppress(OSError):
