@@ -96,6 +96,12 @@ class Harness:
         return "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(self.folder.glob("*.log")))
 
 
+def add_service_options(parser) -> None:
+    """--mysql-url and --redis-url, defaulting to the test suite's servers."""
+    parser.add_argument("--mysql-url", default=os.environ.get("GMALL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))
+    parser.add_argument("--redis-url", default=os.environ.get("GMALL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+
+
 def percentile(values, percent):
     return statistics.quantiles(values, n=100, method="inclusive")[percent - 1] if len(values) > 1 else values[0]
 

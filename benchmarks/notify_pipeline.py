@@ -13,7 +13,6 @@ and the Redis keys it made are dropped, whatever happens.
 
 import argparse
 import contextlib
-import os
 import random
 import shutil
 import time
@@ -23,7 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import requests
-from harness import BIN, Harness, percentile
+from harness import BIN, Harness, add_service_options, percentile
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -40,8 +39,7 @@ def main():
     parser.add_argument("-n", type=int, default=500, help="notifications per run (default 500)")
     parser.add_argument("--rate", type=float, default=50, help="notifications/s of the fixed-rate run (default 50)")
     parser.add_argument("--senders", type=int, default=16, help="concurrent senders (default 16)")
-    parser.add_argument("--mysql-url", default=os.environ.get("GMALL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))
-    parser.add_argument("--redis-url", default=os.environ.get("GMALL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    add_service_options(parser)
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers (default 4)")
     parser.add_argument("--worker-processes", type=int, default=2, help="dramatiq processes (default 2)")
     parser.add_argument("--worker-threads", type=int, default=8, help="dramatiq threads per process (default 8)")

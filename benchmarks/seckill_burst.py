@@ -34,7 +34,7 @@ from pathlib import Path
 
 import redis
 from flask import Flask, jsonify, session
-from harness import BIN, Harness
+from harness import BIN, Harness, add_service_options
 from sqlalchemy import delete, func, insert, select, update
 
 from gmall_payment.adapters.sql import fixtures
@@ -86,8 +86,7 @@ def main():
     parser.add_argument("--web-threads", type=int, default=4, help="gunicorn threads per worker (default 4)")
     parser.add_argument("--worker-processes", type=int, default=1, help="dramatiq processes (default 1)")
     parser.add_argument("--worker-threads", type=int, default=4, help="dramatiq threads per process (default 4)")
-    parser.add_argument("--mysql-url", default=os.environ.get("GMALL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))
-    parser.add_argument("--redis-url", default=os.environ.get("GMALL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    add_service_options(parser)
     parser.add_argument("--timeout", type=float, default=300, help="give up waiting for orders after this many seconds")
     args = parser.parse_args()
     args.members = args.members or 2 * args.units
