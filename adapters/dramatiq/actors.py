@@ -11,11 +11,13 @@ is retried with backoff like any failure, and what fails for good is dead-letter
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 import dramatiq
 from dramatiq import Broker, Worker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import join_queue
 from dramatiq.middleware import CurrentMessage, Interrupt
 
 from ...core.errors import OrderNotFound, PaymentNotFound, StepNotReady
@@ -154,7 +156,11 @@ class DramatiqBus(MessageBus):
             raise RuntimeError("join() waits for the in-process worker; Redis messages go to `dramatiq` workers")
         if self.worker is None:
             return
+        deadline = time.monotonic() + timeout
         self.broker.join(QUEUE, timeout=int(timeout * 1000))
+        # A message leaves the queue before its worker thread is done with it (the acks, the
+        # dead letters and the middleware after them): wait for those too.
+        join_queue(self.worker.work_queue, timeout=max(0.0, deadline - time.monotonic()))
 
     def drain(self) -> None:
         """Before a command exits: the in-process worker, if any, runs what was published, then

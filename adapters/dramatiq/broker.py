@@ -110,7 +110,8 @@ class DeadLetters(Middleware):
     """Says, in one line an operator can act on, which message was dead-lettered and why.
 
     ``on_dead(step, order_sn, attempts, error)`` is called too (it records the order as
-    stuck); ``throws`` are the exceptions the actors fail on at once, without retries.
+    stuck), before the message leaves its queue: whoever waits for the queue to empty (the
+    in-process worker's ``join``) then finds the order stuck. ``throws`` are the exceptions the actors fail on at once, without retries.
     Only messages of ``steps`` are an order's steps; other actors' (the flash sale's drain
     and expiry, which the next tick or sweep redoes) are left to Dramatiq's own log.
     """
@@ -121,7 +122,7 @@ class DeadLetters(Middleware):
         self.throws = throws
         self.steps = steps
 
-    def after_nack(self, broker, message):
+    def before_nack(self, broker, message):
         if message.actor_name not in self.steps:
             return
         error = message._exception  # set by the worker thread on the message proxy

@@ -35,6 +35,7 @@ class Faults:
         self.db = db
         self.plan = {}  # (view, method) -> [times left, error]
         self.hangs = 0  # how many background contexts hang before their step starts
+        self.dead_trace_delay = 0.0  # seconds that recording an order as stuck takes
 
     @contextlib.contextmanager
     def context(self):
@@ -54,7 +55,17 @@ class Faults:
         for (view, method), entry in self.plan.items():
             original = getattr(getattr(uow, view), method)
             setattr(getattr(uow, view), method, self._faulty(entry, original))
+        if self.dead_trace_delay:
+            uow.trace.record = self._slow_when_dead(uow.trace.record)
         return uow
+
+    def _slow_when_dead(self, record):
+        def call(order_sn, step, outcome, detail):
+            if outcome == "dead":
+                time.sleep(self.dead_trace_delay)
+            return record(order_sn, step, outcome, detail)
+
+        return call
 
     @staticmethod
     def _faulty(entry, original):
@@ -199,6 +210,18 @@ def test_after_the_last_retry_the_message_is_dead_lettered_and_the_order_stuck(d
     assert shop.steps.run("award_points", order_sn) is True
     assert_fulfilled_once(db, order_sn)
     assert trace(db, order_sn)[-1] == ("award_points", "done")
+
+
+def test_join_returns_once_the_order_is_marked_stuck(db, shop, make_order, faults):
+    """Whoever waits for the queue to empty (tests, the CLI's drain) finds the order stuck."""
+    order_sn = make_order(locks=((10, 2),))
+    faults.fail("points", "credit", 1000, DatabaseDown("MySQL server has gone away"))
+    faults.dead_trace_delay = 0.3
+    shop.bus.publish(paid_event(order_sn))
+    shop.bus.join()
+
+    written = [entry.outcome for entry in db.tables.trace.values() if entry.step == "award_points"]  # no waiting
+    assert written[-1] == "dead"
 
 
 def test_an_unknown_order_is_dead_lettered_at_once(db, shop, caplog):
