@@ -173,10 +173,14 @@ class Bench(Harness):
         try:
             result = self._fire(f"/miaosha/{SKU}", f"/miaosha/{SKU + 1}")
             last_click = time.monotonic()
-            sold = self.args.units - int(client.get(f"{seed_prefix}sec:semaphore:{SKU}") or 0)
+
+            def taken():
+                return self.args.units - int(client.get(f"{seed_prefix}sec:semaphore:{SKU}") or 0)
+
             if listeners:
-                made = self._wait_for_orders(sold, select(func.count()).select_from(oms_order))
+                made = self._wait_for_orders(taken, select(func.count()).select_from(oms_order))
                 last_order = time.monotonic() - last_click
+            sold = taken()
         finally:
             self.stop_processes()
         if listeners:
@@ -216,10 +220,14 @@ class Bench(Harness):
         try:
             result = self._fire(f"/seckill/{SKU}", f"/seckill/{SKU + 1}")
             last_click = time.monotonic()
-            sold = self.args.units - gate.units_left(SKU)
-            made = self._wait_for_orders(sold, select(func.count()).select_from(SeckillOrderRow).where(
+
+            def taken():
+                return self.args.units - gate.units_left(SKU)
+
+            made = self._wait_for_orders(taken, select(func.count()).select_from(SeckillOrderRow).where(
                 SeckillOrderRow.status == int(SeckillOrderStatus.CREATED)))
             last_order = time.monotonic() - last_click
+            sold = taken()
         finally:
             self.stop_processes()
         with self.app.app_context():
@@ -233,10 +241,13 @@ class Bench(Harness):
         print(f"  last order exists        {last_order:.2f} s after the last click")
         return {**report, "last_order": last_order}
 
-    def _wait_for_orders(self, count, counting) -> int:
-        """Wait until the ``counting`` query says ``count`` orders exist; how many it says."""
+    def _wait_for_orders(self, taken, counting) -> int:
+        """Wait until the ``counting`` query says as many orders exist as ``taken()`` units
+        (read each time: the clicks in flight when the load stopped still take units); how
+        many it says."""
         started = time.monotonic()
         while True:
+            count = taken()
             with self.app.app_context():
                 made = db.session.scalar(counting)
                 db.session.rollback()
