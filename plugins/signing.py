@@ -6,6 +6,7 @@ RSA PKCS#1 v1.5 and SHA-256 ("RSA2"); the signature travels base64-encoded in ``
 
 import base64
 import binascii
+import functools
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -108,7 +109,13 @@ def _require_rsa(key, kind, what: str):
 
 def load_private_key(text: str | bytes) -> rsa.RSAPrivateKey:
     """An unencrypted RSA private key from PEM (PKCS#1 or PKCS#8) or its bare base64 body."""
-    data, pem = _key_bytes(text, "private")
+    return _parse_private_key(*_key_bytes(text, "private"))
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_private_key(data: bytes, pem: bool) -> rsa.RSAPrivateKey:
+    """Parsed once per process: the checks cryptography runs on an RSA private key take ~50 ms,
+    and making an app loads each of its keys several times (provider, sandbox, gateway)."""
     loader = serialization.load_pem_private_key if pem else serialization.load_der_private_key
     try:
         key = loader(data, password=None)

@@ -84,6 +84,12 @@ def test_private_key_loads_from_pkcs8_pkcs1_and_one_line_base64(key_pair):
         assert loaded.private_numbers() == private_key.private_numbers()
 
 
+def test_a_private_key_is_parsed_once_per_process(key_pair, other_key_pair):
+    pem = signing.private_pem(key_pair[0])
+    assert signing.load_private_key(pem) is signing.load_private_key(pem.decode() + "\n")
+    assert signing.load_private_key(signing.private_pem(other_key_pair[0])) is not signing.load_private_key(pem)
+
+
 @pytest.mark.parametrize(
     "text", ["", "hello world", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----", "QUJD"]
 )
