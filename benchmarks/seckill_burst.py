@@ -90,9 +90,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="rounds in which the three take turns (default 3)")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections of the load generator")
     parser.add_argument("--load-threads", type=int, default=2, help="threads of the load generator (default 2)")
-    parser.add_argument("--web-class", default="gthread", help="gunicorn worker class (default gthread)")
+    parser.add_argument("--web-class", default="gevent", help="gunicorn worker class (default gevent, as the "
+                        "README deploys the shop)")
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers (default 3)")
-    parser.add_argument("--web-threads", type=int, default=4, help="gunicorn threads per worker (default 4)")
+    parser.add_argument("--web-threads", type=int, default=4, help="gunicorn threads per gthread worker (default 4)")
     parser.add_argument("--worker-processes", type=int, default=1, help="dramatiq processes (default 1)")
     parser.add_argument("--worker-threads", type=int, default=4, help="dramatiq threads per process (default 4)")
     add_service_options(parser)
@@ -103,7 +104,8 @@ def main():
         raise SystemExit("the load generator is wrk: install it (apt-get install wrk, or brew install wrk)")
 
     with Bench(args) as bench:
-        print(f"gunicorn {args.web_workers} workers × {args.web_threads} threads ({args.web_class}); load: wrk, "
+        each = f"{args.web_threads} threads" if args.web_class == "gthread" else f"{bench.share} connections"
+        print(f"gunicorn {args.web_workers} workers × {each} ({args.web_class}); load: wrk, "
               f"{args.load_threads} threads × {args.connections // args.load_threads} keep-alive connections, "
               f"{args.seconds:g} s per run, {args.members} members; {os.cpu_count()} CPUs")
         rounds = []
@@ -148,12 +150,15 @@ class Bench(Harness):
                                         for m in range(1, self.args.members + 1)))
         return self
 
+    @property
+    def share(self) -> int:
+        """The keep-alive connections each gunicorn worker takes: a fair share (and two spare).
+        Left to race for them, one worker may get most and leave the others idle."""
+        return -(-self.args.connections // self.args.web_workers) + 2
+
     def _gunicorn(self, app, probe):
-        # Each worker takes a fair share of the load's keep-alive connections (and two spare):
-        # left to race for them, one worker may get most and leave the others idle.
-        share = -(-self.args.connections // self.args.web_workers) + 2
         self.start("web", [str(BIN / "gunicorn"), "-k", self.args.web_class, "-w", str(self.args.web_workers),
-                           "--threads", str(self.args.web_threads), "--worker-connections", str(share),
+                           "--threads", str(self.args.web_threads), "--worker-connections", str(self.share),
                            "-b", f"127.0.0.1:{self.port}", "--log-level", "warning", "--keep-alive", "30",
                            "--backlog", "2048", app])
         deadline = time.monotonic() + 60
