@@ -111,7 +111,8 @@ class DeadLetters(Middleware):
 
     ``on_dead(step, order_sn, attempts, error)`` is called too (it records the order as
     stuck), before the message leaves its queue: whoever waits for the queue to empty (the
-    in-process worker's ``join``) then finds the order stuck. ``throws`` are the exceptions the actors fail on at once, without retries.
+    in-process worker's ``join``) then finds the order stuck. ``throws`` are the exceptions
+    the actors fail on at once, without retries.
     Only messages of ``steps`` are an order's steps; other actors' (the flash sale's drain
     and expiry, which the next tick or sweep redoes) are left to Dramatiq's own log.
     """
