@@ -39,7 +39,11 @@ def gunicorn_gevent(shop, log_path):
         yield url
     finally:
         process.terminate()
-        process.wait(20)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 def _answers(url) -> bool:
