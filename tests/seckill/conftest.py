@@ -16,7 +16,13 @@ from dataclasses import dataclass
 import pytest
 import redis
 from contract.conftest import InProcessBackend, _sql_backend
-from support.mariadb import MYSQL_URL, REQUIRE_SERVICES, mysql_database, mysql_server  # noqa: F401 (a fixture)
+from support.mariadb import (  # noqa: F401 (a fixture)
+    MYSQL_URL,
+    REQUIRE_SERVICES,
+    mysql_database,
+    mysql_server,
+    unavailable,
+)
 
 from gmall_payment.adapters.inprocess.seckill import (
     InMemorySales,
@@ -57,10 +63,7 @@ def redis_client():
     try:
         client.ping()
     except redis.ConnectionError as error:
-        message = f"Redis at {REDIS_URL} is unreachable: {error}"
-        if REQUIRE_SERVICES:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        unavailable(f"Redis at {REDIS_URL} is unreachable: {error}")
     yield client
     client.close()
 
