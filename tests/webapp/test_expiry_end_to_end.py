@@ -88,7 +88,10 @@ def test_a_flash_sale_order_closed_by_the_order_timeout_gives_its_unit_back(tmp_
         assert next(s for s in demo.get("/seckill", headers=JSON).json["sales"]
                     if s["sku_id"] == sale["sku_id"])["units_left"] == units  # the unit came back
         steps = {(s["step"], s["state"]) for s in demo.get(f"/api/orders/{order_sn}/trace").json["fulfilment"]}
-        assert {("close_order", "done"), ("give_back_seckill_unit", "done"), ("close_trades", "skipped")} <= steps
+        assert {("close_order", "done"), ("close_trades", "skipped")} <= steps
+        # The step returns the unit, unless the tick's sweep (every 0.05 s here) got there first
+        # between the step's two transactions: then the step finds it returned. Once either way.
+        assert ("give_back_seckill_unit", "done") in steps or ("give_back_seckill_unit", "skipped") in steps
         again = demo.get(f"/seckill/{sale['sku_id']}", headers=JSON)
         assert again.json["outcome"] == "reserved"  # the member may buy again
     finally:
