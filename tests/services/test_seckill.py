@@ -125,9 +125,13 @@ def test_expiry_gives_units_back_once_and_the_member_buys_again(make_shop):
     time.sleep(2)
     assert units_left(shop) == 5
     with shop.app.app_context():
+        returned = db.session.scalar(select(func.count()).select_from(SeckillOrderRow).where(
+            SeckillOrderRow.order_sn.in_(sns), SeckillOrderRow.returned_time.is_not(None)))
         done = db.session.scalar(select(func.count()).select_from(FulfilmentTrace).where(
             FulfilmentTrace.step == GIVE_BACK, FulfilmentTrace.outcome == "done"))
-    assert done == 3
+    # Each unit came back once: by its give-back step, or by the tick's sweep when it got there
+    # between the step's two transactions (the step then traces it skipped).
+    assert returned == 3 and done <= 3
 
     member, status, again = click(http, shop, 1)
     assert (status, again["outcome"]) == (200, "reserved") and again["order_sn"] not in sns
