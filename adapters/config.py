@@ -1,98 +1,89 @@
-"""Settings the adapters read: numbers checked once at start, so a typo stops the shop
-with the setting's name instead of failing on the first request."""
+"""Settings the adapters read, each declared once with its default (``ports.settings.setting``)
+and checked once at start, so a typo stops the shop with the setting's name instead of
+failing on the first request."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from limits import parse_many
 
 from ..core.seckill import ClickLimits, RateLimit
-
-
-def numbers(settings: Mapping, default, spec: Iterable[tuple[str, str, type, bool]]) -> dict:
-    """``{field: value}`` for each ``(field, KEY, int or float, may_be_zero)`` of ``spec``,
-    read from ``settings[KEY]`` or ``default.field``; raises ValueError, naming the key,
-    for a negative number (or zero where it may not be)."""
-    values = {}
-    for field, key, kind, may_be_zero in spec:
-        value = kind(settings.get(key, getattr(default, field)))
-        if value < 0 or (value == 0 and not may_be_zero):
-            raise ValueError(f"{key} must be a number {'>=' if may_be_zero else '>'} 0, got {value!r}")
-        values[field] = value
-    return values
+from ..ports.settings import from_settings, setting
 
 
 @dataclass(frozen=True)
 class SeckillSettings:
     """The flash sale's settings (``SECKILL_*``)."""
 
-    pay_within_seconds: float = 1800.0
-    pay_wait_seconds: float = 5.0
-    preheat_ahead_seconds: float = 300.0
-    tick_seconds: float = 1.0
-    claim_after_seconds: float = 30.0
-    batch: int = 500
-    linger_seconds: float = 0.1
-    max_deliveries: int = 5
-    rate_limit_member: str = "5/second"
-    rate_limit_ip: str = "50/second"
-    rate_limit_wait: str = "5/second"
+    pay_within_seconds: float = setting("SECKILL_PAY_WITHIN_SECONDS", 1800.0, positive=True)
+    pay_wait_seconds: float = setting("SECKILL_PAY_WAIT_SECONDS", 5.0, positive=True)
+    preheat_ahead_seconds: float = setting("SECKILL_PREHEAT_AHEAD_SECONDS", 300.0)
+    tick_seconds: float = setting("SECKILL_TICK_SECONDS", 1.0, positive=True)
+    claim_after_seconds: float = setting("SECKILL_CLAIM_AFTER_SECONDS", 30.0, positive=True)
+    batch: int = setting("SECKILL_BATCH", 500, positive=True)
+    linger_seconds: float = setting("SECKILL_LINGER_SECONDS", 0.1)
+    max_deliveries: int = setting("SECKILL_MAX_DELIVERIES", 5, positive=True)
+    rate_limit_member: str = setting("SECKILL_RATE_LIMIT_MEMBER", "5/second")
+    rate_limit_ip: str = setting("SECKILL_RATE_LIMIT_IP", "50/second")
+    rate_limit_wait: str = setting("SECKILL_RATE_LIMIT_WAIT", "5/second")
+    redis_timeout_seconds: float = setting("SECKILL_REDIS_TIMEOUT_SECONDS", 0.5, positive=True)
 
     @classmethod
     def from_settings(cls, settings: Mapping) -> "SeckillSettings":
-        default = cls()
-        return cls(
-            rate_limit_member=str(settings.get("SECKILL_RATE_LIMIT_MEMBER") or default.rate_limit_member),
-            rate_limit_ip=str(settings.get("SECKILL_RATE_LIMIT_IP") or default.rate_limit_ip),
-            rate_limit_wait=str(settings.get("SECKILL_RATE_LIMIT_WAIT") or default.rate_limit_wait),
-            **numbers(settings, default, (
-                ("pay_within_seconds", "SECKILL_PAY_WITHIN_SECONDS", float, False),
-                ("pay_wait_seconds", "SECKILL_PAY_WAIT_SECONDS", float, False),
-                ("preheat_ahead_seconds", "SECKILL_PREHEAT_AHEAD_SECONDS", float, True),
-                ("tick_seconds", "SECKILL_TICK_SECONDS", float, False),
-                ("claim_after_seconds", "SECKILL_CLAIM_AFTER_SECONDS", float, False),
-                ("batch", "SECKILL_BATCH", int, False),
-                ("linger_seconds", "SECKILL_LINGER_SECONDS", float, True),
-                ("max_deliveries", "SECKILL_MAX_DELIVERIES", int, False),
-            )),
-        )._checked()
+        return from_settings(cls, settings)._checked()
 
     def _checked(self) -> "SeckillSettings":
-        for key, value in (("SECKILL_RATE_LIMIT_MEMBER", self.rate_limit_member),
-                           ("SECKILL_RATE_LIMIT_IP", self.rate_limit_ip),
-                           ("SECKILL_RATE_LIMIT_WAIT", self.rate_limit_wait)):
+        for key, value in (
+            ("SECKILL_RATE_LIMIT_MEMBER", self.rate_limit_member),
+            ("SECKILL_RATE_LIMIT_IP", self.rate_limit_ip),
+            ("SECKILL_RATE_LIMIT_WAIT", self.rate_limit_wait),
+        ):
             try:
                 parse_many(value)
             except ValueError as error:
-                raise ValueError(f"{key}={value!r} is not a rate limit such as '5/second' ({error})") from None
+                raise ValueError(
+                    f"{key}={value!r} is not a rate limit such as '5/second' ({error})"
+                ) from None
         return self
 
     @property
     def click_limits(self) -> ClickLimits:
         """The click's limits, which the gate counts (the limits library's syntax, e.g. ``10/second;100/minute``)."""
+
         def parsed(value):
             return tuple(RateLimit(item.amount, item.get_expiry()) for item in parse_many(value))
+
         return ClickLimits(member=parsed(self.rate_limit_member), ip=parsed(self.rate_limit_ip))
 
 
 @dataclass(frozen=True)
 class LifecycleSettings:
-    """A payment's life after checkout: reconciliation and order expiry."""
+    """A payment's life after checkout: reconciliation, order expiry and the daily bills."""
 
-    query_grace_seconds: float = 300.0
-    reconcile_seconds: float = 60.0
-    reconcile_batch: int = 100
-    order_pay_timeout_seconds: float = 1800.0
-    expiry_seconds: float = 60.0
-    expiry_batch: int = 100
+    #: Payments still unpaid this long after they start are asked about (then on the provider's
+    #: retry series); workers look for them every ``reconcile_seconds`` (0: never).
+    query_grace_seconds: float = setting("RECONCILE_GRACE_SECONDS", 300.0)
+    reconcile_seconds: float = setting("RECONCILE_SECONDS", 60.0)
+    reconcile_batch: int = setting("RECONCILE_BATCH", 100, positive=True)
+    #: Orders unpaid this long after they were placed are closed, with their trades; workers
+    #: look for them every ``expiry_seconds`` (0: never). ORDER_PAY_TIMEOUT is the old name.
+    order_pay_timeout_seconds: float = setting(
+        "ORDER_PAY_TIMEOUT_SECONDS", 1800.0, positive=True, formerly="ORDER_PAY_TIMEOUT"
+    )
+    expiry_seconds: float = setting("EXPIRY_SECONDS", 60.0)
+    expiry_batch: int = setting("EXPIRY_BATCH", 100, positive=True)
+    #: Workers fetch yesterday's bill of each provider that keeps bills (Alipay) once a day, from
+    #: ``bills_fetch_hour`` o'clock on (the shop's clock), when ``bills_fetch`` is on.
+    bills_fetch: bool = setting("BILLS_FETCH", False)
+    bills_fetch_hour: int = setting("BILLS_FETCH_HOUR", 10)
 
     @classmethod
     def from_settings(cls, settings: Mapping) -> "LifecycleSettings":
-        return cls(**numbers(settings, cls(), (
-            ("query_grace_seconds", "RECONCILE_GRACE_SECONDS", float, True),
-            ("reconcile_seconds", "RECONCILE_SECONDS", float, True),
-            ("reconcile_batch", "RECONCILE_BATCH", int, False),
-            ("order_pay_timeout_seconds", "ORDER_PAY_TIMEOUT", float, False),
-            ("expiry_seconds", "EXPIRY_SECONDS", float, True),
-            ("expiry_batch", "EXPIRY_BATCH", int, False),
-        )))
+        return from_settings(cls, settings)._checked()
+
+    def _checked(self) -> "LifecycleSettings":
+        if not 0 <= self.bills_fetch_hour <= 23:
+            raise ValueError(
+                f"BILLS_FETCH_HOUR={self.bills_fetch_hour!r} is not an hour of the day (0 to 23)"
+            )
+        return self

@@ -3,6 +3,7 @@ settings for them, processes started in sessions of their own, and cleaning all 
 whatever happens."""
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -14,14 +15,15 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import redis
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
+from gmall_payment.adapters.redis import connect
 from gmall_payment.adapters.sql.models import db
 from gmall_payment.webapp import create_app
 
 BIN = Path(sys.executable).parent
+HERE = Path(__file__).resolve().parent
 
 
 class Harness:
@@ -36,17 +38,23 @@ class Harness:
         self.database = f"gmall_bench_{uuid.uuid4().hex[:10]}"
         self.namespace = f"gmall-bench-{uuid.uuid4().hex[:10]}"
         self.port = free_port()
-        self.processes = []
+        self.processes, self.names = [], []
         self.settings = {
             "INSTANCE_PATH": str(self.folder / "instance"),
-            "DATABASE_URL": make_url(mysql_url).set(database=self.database).render_as_string(hide_password=False),
+            "DATABASE_URL": make_url(mysql_url)
+            .set(database=self.database)
+            .render_as_string(hide_password=False),
             "REDIS_URL": redis_url,
             "REDIS_NAMESPACE": self.namespace,
             "SECRET_KEY": "benchmark-only",
             "PROVIDERS": "mockpay",
             **settings,
         }
-        self.extra_env = {}
+        #: More of the processes' environment; PYTHONPATH: where the benchmarks' own modules are
+        #: (before whatever PYTHONPATH the benchmark itself was given).
+        self.extra_env = {
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+        }
 
     def __enter__(self):
         with self.server.connect() as connection:
@@ -63,19 +71,34 @@ class Harness:
         with self.server.connect() as connection:
             connection.exec_driver_sql(f"DROP DATABASE `{self.database}`")
         self.server.dispose()
-        client = redis.Redis.from_url(self.redis_url)
-        for pattern in (f"{self.namespace}:*", f"LIMITER/{self.namespace}/*"):
-            for key in client.scan_iter(pattern):
-                client.delete(key)
-        client.close()
+        for url in dict.fromkeys((self.redis_url, self.settings["REDIS_URL"])):  # the gate's may be a cluster
+            client = connect(url)
+            for pattern in (f"{self.namespace}:*", f"LIMITER/{self.namespace}/*"):
+                for key in client.scan_iter(pattern):
+                    client.delete(key)
+            client.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def start(self, name: str, command: list[str]) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GMALL_")}
         env.update({f"GMALL_{key}": str(value) for key, value in self.settings.items()}, **self.extra_env)
         log = (self.folder / f"{name}.log").open("w")
-        self.processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                               start_new_session=True))
+        self.names.append(name)
+        self.processes.append(
+            subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        )
+
+    def start_workers(self, processes: int, threads: int) -> None:
+        """The shop's ``dramatiq`` workers, with the shop's settings."""
+        command = [
+            str(BIN / "dramatiq"),
+            "gmall_payment.webapp.worker",
+            "-p",
+            str(processes),
+            "-t",
+            str(threads),
+        ]
+        self.start("worker", command)
 
     def stop_processes(self) -> None:
         for process in self.processes:
@@ -87,7 +110,17 @@ class Harness:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
-        self.processes = []
+        self.processes, self.names = [], []
+
+    def memory(self) -> str:
+        """The resident memory (VmRSS) of the processes each started one runs: gunicorn's
+        workers and dramatiq's worker processes, not the master or supervisor that forked them."""
+        parts = []
+        for name, process in zip(self.names, self.processes, strict=True):
+            pids = children(process.pid) or [process.pid]
+            sizes = ", ".join(f"{rss_kib(pid) / 1024:.0f}" for pid in pids)
+            parts.append(f"{name} {sizes} MB")
+        return "RSS: " + "; ".join(parts)
 
     def exited(self) -> bool:
         return any(p.poll() is not None for p in self.processes)
@@ -98,15 +131,85 @@ class Harness:
 
 def add_service_options(parser) -> None:
     """--mysql-url and --redis-url, defaulting to the test suite's servers."""
-    parser.add_argument("--mysql-url", default=os.environ.get("GMALL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))
-    parser.add_argument("--redis-url", default=os.environ.get("GMALL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument(
+        "--mysql-url", default=os.environ.get("GMALL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
+    )
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("GMALL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+
+
+def add_load_options(parser, seconds: float, who: str) -> None:
+    """--rounds, --seconds, --connections and --web-class, as the benchmarks that compare servers
+    hit by the same load take them; ``who`` names the servers that take turns."""
+    parser.add_argument("--rounds", type=int, default=3, help=f"rounds in which {who} take turns (default 3)")
+    parser.add_argument(
+        "--seconds", type=float, default=seconds, help=f"how long each of {who} is hit (default {seconds:g})"
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=32,
+        help="keep-alive connections of the load generator (default 32)",
+    )
+    parser.add_argument(
+        "--web-class",
+        default="gevent",
+        help="gunicorn worker class (default gevent, as the README deploys the shop)",
+    )
 
 
 def percentile(values, percent):
-    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1] if len(values) > 1 else values[0]
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[percent - 1] if len(values) > 1 else values[0]
+    )
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after the last ")"
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of ``pid`` in KiB (0 once it has gone)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def wrk(
+    url: str, script: Path, env: dict, connections: int, threads: int, seconds: float, timeout: float = 2
+) -> dict:
+    """Hit ``url`` for ``seconds`` with wrk running ``script`` (with ``env`` in its environment),
+    which prints one line ``RESULT {json}``: that, read. A request unanswered after ``timeout``
+    seconds counts as a socket error."""
+    done = subprocess.run(
+        [
+            "wrk",
+            *("-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s"),
+            *("--timeout", f"{timeout:g}s", "-s", str(script), url),
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    line = next((line for line in done.stdout.splitlines() if line.startswith("RESULT ")), None)
+    if line is None or done.stderr:
+        raise SystemExit(f"wrk printed no result, or errors:\n{done.stdout}\n{done.stderr}")
+    return json.loads(line.removeprefix("RESULT "))

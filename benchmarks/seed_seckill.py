@@ -67,7 +67,8 @@ class SeedSeckill:
         self.client = client
         self.prefix = prefix
         self._try_set_permits, self._try_acquire, self._try_set_count, self._count_down = (
-            client.register_script(script) for script in (TRY_SET_PERMITS, TRY_ACQUIRE, TRY_SET_COUNT, COUNT_DOWN)
+            client.register_script(script)
+            for script in (TRY_SET_PERMITS, TRY_ACQUIRE, TRY_SET_COUNT, COUNT_DOWN)
         )
 
     def stock(self, sku_id: int, units: int) -> None:
@@ -88,7 +89,10 @@ class SeedSeckill:
         latch = f"{self.prefix}sec:countdown:{order_sn}"
         self._try_set_count(keys=[latch, f"redisson_countdownlatch__channel__{{{latch}}}"], args=[1, 1])
         # SkuLockVO(orderToken, skuId, count); the member is added so orders can be counted per member.
-        self.client.lpush(self.prefix + QUEUE, json.dumps({"orderToken": order_sn, "skuId": sku_id, "count": 1, "userId": user_id}))
+        self.client.lpush(
+            self.prefix + QUEUE,
+            json.dumps({"orderToken": order_sn, "skuId": sku_id, "count": 1, "userId": user_id}),
+        )
         return True, f"秒杀成功,订单号:{order_sn}"
 
     def consume(self, make_order, timeout: float = 1.0) -> bool:
@@ -119,14 +123,22 @@ def listen(threads: int) -> None:
     """The seed's order service: ``threads`` listeners on the settings the benchmark passes
     (BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_PREFIX, BENCH_PRICE), until killed."""
     engine = create_engine(os.environ["BENCH_DATABASE_URL"], pool_size=threads)
-    seed = SeedSeckill(redis.Redis.from_url(os.environ["BENCH_REDIS_URL"], decode_responses=True),
-                       os.environ["BENCH_PREFIX"])
+    seed = SeedSeckill(
+        redis.Redis.from_url(os.environ["BENCH_REDIS_URL"], decode_responses=True), os.environ["BENCH_PREFIX"]
+    )
     price = Decimal(os.environ["BENCH_PRICE"])
 
     def make_order(lock):
         points = points_for(price)
-        order = Order(lock["orderToken"], lock["userId"], OrderStatus.AWAITING_PAYMENT, price, points, points,
-                      [OrderItem(lock["skuId"], "秒杀", lock["count"], price)])
+        order = Order(
+            lock["orderToken"],
+            lock["userId"],
+            OrderStatus.AWAITING_PAYMENT,
+            price,
+            points,
+            points,
+            [OrderItem(lock["skuId"], "秒杀", lock["count"], price)],
+        )
         with Session(engine) as session, session.begin():
             insert_orders(session, [(order, [(lock["skuId"], lock["count"])])], datetime.now())
 

@@ -21,11 +21,11 @@ CLOSE_ORDER = "close_order"
 
 
 class OrderClosing:
-    """``after_commit(*ids)`` runs after the commit that wrote ``order.closed`` (the relay sends it)."""
+    """``uow`` builds units of work; ``order.closed`` leaves with the commit that wrote it
+    (``ports.store.UnitOfWork``: the relay sends it)."""
 
-    def __init__(self, uow: Callable, after_commit: Callable[..., object] = lambda *ids: None):
+    def __init__(self, uow: Callable):
         self.uow = uow
-        self.after_commit = after_commit
 
     def close(self, order_sn: str, reason: str) -> bool:
         """Awaiting payment (0) becomes closed (4) only if still 0; in the same transaction its
@@ -42,10 +42,13 @@ class OrderClosing:
                 if uow.stock.move_lock(lock.id, LockStatus.LOCKED, LockStatus.RELEASED):
                     uow.stock.release(lock.sku_id, lock.quantity)
                     released.append(f"sku {lock.sku_id} +{lock.quantity}")
-            event_id = uow.outbox.add(events.order_closed(order_sn, reason))
-            uow.trace.record(order_sn, CLOSE_ORDER, DONE,
-                             f"status 0 -> 4 ({reason}); released: {', '.join(released) or 'nothing'}")
+            uow.outbox.add(events.order_closed(order_sn, reason))
+            uow.trace.record(
+                order_sn,
+                CLOSE_ORDER,
+                DONE,
+                f"status 0 -> 4 ({reason}); released: {', '.join(released) or 'nothing'}",
+            )
             uow.commit()
         log.info("order %s closed: %s", order_sn, reason)
-        self.after_commit(event_id)
         return True

@@ -19,6 +19,22 @@ class OrderNotPayable(DomainError):
         self.order_sn = order_sn
 
 
+class IllegalMove(DomainError):
+    """A status move its machine (``core.states``) does not allow: no store was asked to make it."""
+
+    def __init__(self, machine, source, target, subject=None):
+        allowed = ", ".join(sorted(status.name for status in machine.targets(source)))
+        thing = machine.name if subject is None else f"{machine.name} {subject}"
+        super().__init__(
+            f"{thing} cannot go from {source.name} to {target.name}: the {machine.name} machine "
+            + (f"allows from {source.name} only {allowed}" if allowed else f"has no move from {source.name}")
+        )
+        self.machine = machine
+        self.source = source
+        self.target = target
+        self.subject = subject
+
+
 class InvalidAmount(DomainError):
     """An amount that is not a number of yuan within Alipay's range."""
 

@@ -33,10 +33,10 @@ class FulfilmentService:
     False when the change had already been made, so a redelivered message is harmless.
     """
 
-    def __init__(self, uow: Callable, after_commit: Callable[..., object] = lambda *ids: None):
-        """``after_commit(*ids)`` runs after a commit that wrote events, with their outbox ids."""
+    def __init__(self, uow: Callable):
+        """``uow`` builds units of work; the events they commit leave with the commit
+        (``ports.store.UnitOfWork``)."""
         self.uow = uow
-        self.after_commit = after_commit
 
     def mark_order_paid(self, order_sn: str) -> bool:
         """Awaiting payment (0) becomes awaiting shipment (1), only if still 0.
@@ -52,24 +52,29 @@ class FulfilmentService:
             if not moved:
                 order = uow.orders.get(order_sn)
                 log.info("order %s already left status 0 (now %s)", order_sn, order.status.name)
-                detail, event_ids = f"status was already {order.status.name}", []
+                detail = f"status was already {order.status.name}"
                 if order.status in DEAD_ORDER_STATUSES:
                     for payment in uow.payments.for_order(order_sn):
                         if payment.payment_status == PaymentStatus.PAID and uow.payments.mark_owed(
-                                payment.id, RefundReason.PAID_AFTER_CLOSE):
-                            event_ids.append(uow.outbox.add(events.refund_due(
-                                order_sn, payment.id, RefundReason.PAID_AFTER_CLOSE, payment.total_amount)))
+                            payment.id, RefundReason.PAID_AFTER_CLOSE
+                        ):
+                            uow.outbox.add(
+                                events.refund_due(
+                                    order_sn, payment.id, RefundReason.PAID_AFTER_CLOSE, payment.total_amount
+                                )
+                            )
                             detail += f"; payment #{payment.id} ({payment.payment_type}) paid after the close goes back"
-                            log.warning("order %s closed while payment #%s was paid: it is refunded", order_sn, payment.id)
-                uow.trace.record(order_sn, "mark_order_paid", SKIPPED, detail)
+                            log.warning(
+                                "order %s closed while payment #%s was paid: it is refunded",
+                                order_sn,
+                                payment.id,
+                            )
+                uow.trace.record(order_sn, events.MARK_ORDER_PAID, SKIPPED, detail)
                 uow.commit()
-                if event_ids:
-                    self.after_commit(*event_ids)
                 return False
-            event_id = uow.outbox.add(events.order_paid(order_sn))
-            uow.trace.record(order_sn, "mark_order_paid", DONE, "status 0 -> 1")
+            uow.outbox.add(events.order_paid(order_sn))
+            uow.trace.record(order_sn, events.MARK_ORDER_PAID, DONE, "status 0 -> 1")
             uow.commit()
-        self.after_commit(event_id)
         return True
 
     def deduct_stock(self, order_sn: str) -> bool:
@@ -82,9 +87,9 @@ class FulfilmentService:
                     uow.stock.deduct(lock.sku_id, lock.quantity)
                     deducted.append(f"sku {lock.sku_id} -{lock.quantity}")
             if deducted:
-                uow.trace.record(order_sn, "deduct_stock", DONE, ", ".join(deducted))
+                uow.trace.record(order_sn, events.DEDUCT_STOCK, DONE, ", ".join(deducted))
             else:
-                uow.trace.record(order_sn, "deduct_stock", SKIPPED, "no stock lock left to deduct")
+                uow.trace.record(order_sn, events.DEDUCT_STOCK, SKIPPED, "no stock lock left to deduct")
             uow.commit()
             return bool(deducted)
 
@@ -94,16 +99,18 @@ class FulfilmentService:
         with self.uow() as uow:
             order = self._paid_order(uow, order_sn)
             if fully_refunded(uow.payments.for_order(order_sn)):
-                uow.trace.record(order_sn, "award_points", SKIPPED, "the order was refunded: no points")
+                uow.trace.record(order_sn, events.AWARD_POINTS, SKIPPED, "the order was refunded: no points")
                 uow.commit()
                 return False
             if not uow.points.claim(order_sn, order.member_id, order.integration, order.growth):
-                uow.trace.record(order_sn, "award_points", SKIPPED, "already awarded")
+                uow.trace.record(order_sn, events.AWARD_POINTS, SKIPPED, "already awarded")
                 uow.commit()
                 return False
             uow.points.credit(order.member_id, order.integration, order.growth)
             uow.trace.record(
-                order_sn, "award_points", DONE,
+                order_sn,
+                events.AWARD_POINTS,
+                DONE,
                 f"member {order.member_id}: integration +{order.integration}, growth +{order.growth}",
             )
             uow.commit()
@@ -121,18 +128,25 @@ class FulfilmentService:
                 raise OrderNotFound(order_sn)
             award = uow.points.entry(order_sn, PointsKind.AWARD)
             if award is None:
-                if not any(e.step == "award_points" and e.outcome in SETTLED for e in uow.trace.for_order(order_sn)):
+                if not any(
+                    e.step == events.AWARD_POINTS and e.outcome in SETTLED
+                    for e in uow.trace.for_order(order_sn)
+                ):
                     raise PointsNotSettledYet(order_sn)
-                uow.trace.record(order_sn, "revoke_points", SKIPPED, "no points were awarded")
+                uow.trace.record(order_sn, events.REVOKE_POINTS, SKIPPED, "no points were awarded")
                 uow.commit()
                 return False
-            if not uow.points.claim(order_sn, award.member_id, award.integration, award.growth, PointsKind.REVOKE):
-                uow.trace.record(order_sn, "revoke_points", SKIPPED, "already taken back")
+            if not uow.points.claim(
+                order_sn, award.member_id, award.integration, award.growth, PointsKind.REVOKE
+            ):
+                uow.trace.record(order_sn, events.REVOKE_POINTS, SKIPPED, "already taken back")
                 uow.commit()
                 return False
             uow.points.credit(award.member_id, -award.integration, -award.growth)
             uow.trace.record(
-                order_sn, "revoke_points", DONE,
+                order_sn,
+                events.REVOKE_POINTS,
+                DONE,
                 f"member {award.member_id}: integration -{award.integration}, growth -{award.growth}",
             )
             uow.commit()
@@ -148,16 +162,5 @@ class FulfilmentService:
         return order
 
 
-#: Which background steps each event triggers; the bus adapters route by this table. Every
-#: step takes the order number and is idempotent.
-STEPS_BY_EVENT = {
-    events.PAYMENT_SUCCEEDED: ("mark_order_paid",),
-    events.ORDER_PAID: ("deduct_stock", "award_points"),
-    events.REFUND_DUE: ("auto_refund",),
-    events.ORDER_REFUNDED: ("revoke_points",),
-    events.ORDER_CLOSED: ("close_trades",),
-}
-#: The steps of a paid order, in the order it goes through them.
-FULFILMENT_STEPS = ("mark_order_paid", "deduct_stock", "award_points")
-#: Every step.
-ALL_STEPS = tuple(step for steps in STEPS_BY_EVENT.values() for step in steps)
+#: The steps of a paid order, in the order it goes through them (``events.STEPS_BY_EVENT`` routes them).
+FULFILMENT_STEPS = (events.MARK_ORDER_PAID, *events.STEPS_BY_EVENT[events.ORDER_PAID])

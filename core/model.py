@@ -1,4 +1,4 @@
-"""Entities of the payment domain and their status machines."""
+"""Entities of the payment domain and their statuses (their machines: ``core.states``)."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,17 +16,6 @@ class PaymentStatus(IntEnum):
     REFUNDED = 4
 
 
-#: The moves a payment may make; anything else is refused by ``Payment.can_move``.
-#: CLOSED -> PAID: the provider took the money for a trade we had given up on (a trade closed
-#: here because the provider could not close it, or never opened it): the money is real, so
-#: the payment records it, and the payment service decides what is owed back.
-PAYMENT_TRANSITIONS = {
-    PaymentStatus.UNPAID: {PaymentStatus.PAID, PaymentStatus.CLOSED},
-    PaymentStatus.CLOSED: {PaymentStatus.PAID},
-    PaymentStatus.PAID: {PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED},
-    PaymentStatus.PARTIALLY_REFUNDED: {PaymentStatus.REFUNDED},
-    PaymentStatus.REFUNDED: set(),
-}
 #: The statuses of a payment whose money the provider took (whatever was refunded since).
 MONEY_TAKEN = frozenset({PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED})
 #: The statuses from which a payment may be refunded (some of its money is still with us).
@@ -44,9 +33,7 @@ class OrderStatus(IntEnum):
     INVALID = 5
 
 
-PAID_ORDER_STATUSES = frozenset(
-    {OrderStatus.AWAITING_SHIPMENT, OrderStatus.SHIPPED, OrderStatus.DONE}
-)
+PAID_ORDER_STATUSES = frozenset({OrderStatus.AWAITING_SHIPMENT, OrderStatus.SHIPPED, OrderStatus.DONE})
 #: Orders that will never be paid: money arriving for them is owed back.
 DEAD_ORDER_STATUSES = frozenset({OrderStatus.CLOSED, OrderStatus.INVALID})
 
@@ -81,6 +68,38 @@ class RefundReason:
     #: Another payment of the order had paid it already.
     PAID_TWICE = "paid_twice"
     AUTOMATIC = frozenset({PAID_AFTER_CLOSE, PAID_TWICE})
+    #: Made at the provider, not by the shop: found in the provider's bill and recorded from it.
+    OUTSIDE = "outside"
+
+
+#: How people read the statuses of payments, orders and refunds (the names the shop shows).
+CHINESE_NAMES = {
+    PaymentStatus: {
+        PaymentStatus.UNPAID: "未支付",
+        PaymentStatus.PAID: "已支付",
+        PaymentStatus.CLOSED: "已关闭",
+        PaymentStatus.PARTIALLY_REFUNDED: "部分退款",
+        PaymentStatus.REFUNDED: "已退款",
+    },
+    OrderStatus: {
+        OrderStatus.AWAITING_PAYMENT: "待付款",
+        OrderStatus.AWAITING_SHIPMENT: "待发货",
+        OrderStatus.SHIPPED: "已发货",
+        OrderStatus.DONE: "已完成",
+        OrderStatus.CLOSED: "已关闭",
+        OrderStatus.INVALID: "无效订单",
+    },
+    RefundStatus: {
+        RefundStatus.PENDING: "退款中",
+        RefundStatus.SUCCEEDED: "退款成功",
+        RefundStatus.FAILED: "退款失败",
+    },
+}
+
+
+def label(status: IntEnum) -> str:
+    """``refunded (已退款)``: a status as messages and the CLI show it."""
+    return f"{status.name.lower().replace('_', ' ')} ({CHINESE_NAMES[type(status)][status]})"
 
 
 class LockStatus(IntEnum):
@@ -117,12 +136,18 @@ class Payment:
     #: Reconciliation: queries made so far, and when the next one is due (None: no more).
     query_attempts: int = 0
     next_query_time: datetime | None = None
+    #: The seed's tinyint payment_type (the provider's ``payment_code``: 1 Alipay, 2 WeChat Pay),
+    #: kept beside the name; None for a provider without one (mockpay).
+    payment_type_code: int | None = None
 
     def __post_init__(self):
         self.out_trade_no = self.out_trade_no or self.order_sn
 
-    def can_move(self, to: PaymentStatus) -> bool:
-        return to in PAYMENT_TRANSITIONS[self.payment_status]
+    def can_reserve(self, amount: Decimal) -> bool:
+        """Whether a refund of ``amount`` may be reserved: the payment holds money (paid or
+        partially refunded) and refunds reserved stay within what was paid. The stores ask
+        this of the payment as they hold it, so two reservations racing cannot both pass."""
+        return self.payment_status in REFUNDABLE and self.refund_reserved + amount <= self.total_amount
 
     @property
     def refundable(self) -> Decimal:
@@ -214,8 +239,23 @@ class StockLock:
 
 
 @dataclass(frozen=True)
+class RefundNotice:
+    """A provider's word about one of our refunds (WeChat Pay's REFUND.* notifications, Alipay's
+    trade notifications that carry ``refund_fee``)."""
+
+    request_no: str
+    #: This refund's amount; None when the provider does not say it (Alipay says the total).
+    amount: Decimal | None
+    #: True: refunded; False: the provider gave up on it (abnormal, closed).
+    succeeded: bool
+    #: All the provider has refunded on the trade so far, when it says (Alipay's ``refund_fee``).
+    refunded_total: Decimal | None = None
+
+
+@dataclass(frozen=True)
 class Notification:
-    """A provider's verified, parsed asynchronous notification."""
+    """A provider's verified, parsed asynchronous notification; ``refund`` set: about a refund of
+    the trade (``status`` is then the trade's, unchanged by it)."""
 
     out_trade_no: str
     total_amount: Decimal
@@ -223,6 +263,10 @@ class Notification:
     trade_no: str | None = None
     notify_id: str | None = None
     raw: str = ""
+    refund: RefundNotice | None = None
+    #: When the provider says the buyer paid (a bill's line), on the shop's clock: the payment's
+    #: ``callback_time``, so that it counts in the bill of the day it was paid; None: now.
+    paid_at: datetime | None = None
 
 
 @dataclass
@@ -249,6 +293,10 @@ class NotificationRecord:
     #: "close" (the provider's answer when we closed the trade).
     source: str = "notify"
     id: int | None = None
+    #: The request headers the provider signs (its ``notification_headers``: WeChat Pay's
+    #: ``Wechatpay-*``) as received, a JSON object, kept so that a replay verifies them again;
+    #: None for a provider that signs the body alone.
+    headers: str | None = None
 
 
 def fully_refunded(payments) -> bool:

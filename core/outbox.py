@@ -1,12 +1,30 @@
-"""The outbox relay: sends committed events to the bus, and marks them sent only then."""
+"""The outbox relay: sends committed events to the bus, and marks them sent only then.
+
+Units of work hand the ids of the events they commit to ``flush`` (``ports.store.UnitOfWork``),
+so an event leaves with its commit; the periodic ``sweep`` sends whatever that missed.
+"""
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from .fulfilment import SETTLED, STEPS_BY_EVENT
+from .events import STEPS_BY_EVENT, Event
+from .fulfilment import SETTLED
 
 log = logging.getLogger(__name__)
+
+
+class CommittedEvent(int):
+    """The outbox id of an event a unit of work wrote, carrying the event itself: the relay
+    sends it as handed over, without reading back the row it has just committed. Equal to
+    (and usable as) the plain id."""
+
+    event: Event
+
+    def __new__(cls, message_id: int, event: Event):
+        made = super().__new__(cls, message_id)
+        made.event = event
+        return made
 
 
 class OutboxRelay:
@@ -17,15 +35,21 @@ class OutboxRelay:
     ``mark_sent`` resends on the next flush, and an event whose steps left no settled
     outcome in the fulfilment trace ``redeliver_after`` its sending is sent again (the
     broker lost it: Redis restarted empty, a worker died holding it). ``routes`` names the
-    steps each event triggers, as the bus sends them.
+    steps each event triggers, as the bus sends them (``events.STEPS_BY_EVENT``).
     """
 
     #: The sweep leaves events this young to the commit that wrote them (it sends them at once).
     SWEEP_GRACE = timedelta(seconds=5)
 
-    def __init__(self, uow: Callable, bus, clock: Callable[[], datetime] = datetime.now, batch: int = 100,
-                 redeliver_after: timedelta = timedelta(minutes=5),
-                 routes: Mapping[str, Sequence[str]] = STEPS_BY_EVENT):
+    def __init__(
+        self,
+        uow: Callable,
+        bus,
+        clock: Callable[[], datetime] = datetime.now,
+        batch: int = 100,
+        redeliver_after: timedelta = timedelta(minutes=5),
+        routes: Mapping[str, Sequence[str]] = STEPS_BY_EVENT,
+    ):
         self.uow = uow
         self.routes = routes
         self.bus = bus
@@ -64,6 +88,10 @@ class OutboxRelay:
             return 0
 
     def _flush(self, ids, created_before) -> int:
+        if ids and all(isinstance(message_id, CommittedEvent) for message_id in ids):
+            # Handed over by the commit that wrote them: sent as they are, without reading back
+            # what was just committed, and the job is done.
+            return self._send([(message_id, message_id.event) for message_id in ids])[0]
         sent = 0
         while True:
             with self.uow() as uow:
@@ -71,17 +99,23 @@ class OutboxRelay:
             due = [m for m in pending if created_before is None or m.created_at < created_before]
             if not due:
                 return sent
-            accepted = []
-            try:
-                for message in due:
-                    self.bus.publish(message.event)
-                    accepted.append(message.id)
-            except Exception:
-                log.exception("bus refused an event; %d left in the outbox", len(due) - len(accepted))
-                return sent + self._mark(accepted)
-            sent += self._mark(accepted)
-            if len(due) < len(pending):  # the rest is younger still
+            done, refused = self._send([(m.id, m.event) for m in due])
+            sent += done
+            if refused or len(due) < len(pending):  # the bus refused one, or the rest is younger still
                 return sent
+
+    def _send(self, messages) -> tuple[int, bool]:
+        """Publish ``messages`` ((id, event) pairs) in order until the bus refuses one, and mark
+        those it took as sent: (how many, whether it refused one)."""
+        accepted = []
+        try:
+            for message_id, event in messages:
+                self.bus.publish(event)
+                accepted.append(int(message_id))
+        except Exception:
+            log.exception("bus refused an event; %d left in the outbox", len(messages) - len(accepted))
+            return self._mark(accepted), True
+        return self._mark(accepted), False
 
     def _redeliver(self) -> int:
         resent = 0
@@ -95,8 +129,12 @@ class OutboxRelay:
                     uow.outbox.settle(finished, self.clock())
                     uow.commit()
             for message in unfinished:
-                log.warning("%s of order %s was sent at %s but its steps have not finished: sending it again",
-                            message.event.name, message.event.order_sn, message.sent_at)
+                log.warning(
+                    "%s of order %s was sent at %s but its steps have not finished: sending it again",
+                    message.event.name,
+                    message.event.order_sn,
+                    message.sent_at,
+                )
                 try:
                     self.bus.publish(message.event)
                 except Exception:

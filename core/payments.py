@@ -14,6 +14,7 @@ from .model import (
     MONEY_TAKEN,
     Notification,
     NotificationRecord,
+    Order,
     OrderStatus,
     Payment,
     PaymentStatus,
@@ -21,6 +22,7 @@ from .model import (
     TradeStatus,
 )
 from .money import to_amount
+from .truncation import truncated
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +47,37 @@ class PaymentService:
     """Payments of orders through any enabled provider.
 
     ``uow`` builds a unit of work (see ``ports.store.UnitOfWork``); ``providers`` is a
-    ``ports.providers.ProviderRegistry``; ``clock`` returns the current time;
-    ``after_commit(*ids)`` runs after a commit that wrote events, with their outbox ids (the
-    outbox relay sends them at once); ``query_grace`` is how long after it starts a payment
-    still unpaid is first asked about (``core.reconciliation``).
+    ``ports.plugins.ProviderRegistry``; ``clock`` returns the current time (the events a
+    unit of work writes leave with its commit: the outbox relay sends them at once);
+    ``query_grace`` is how long after it starts a payment
+    still unpaid is first asked about (``core.reconciliation``); ``pay_deadline(order)`` is
+    when the order closes unpaid (None: never), told to the provider at checkout.
+    ``refund_notices(payment, notice)`` applies a notification about a refund and says
+    (outcome, detail) (``RefundService.apply_notice``; unset: such notifications are recorded).
     """
 
-    def __init__(self, uow: Callable, providers, clock: Callable[[], datetime] = datetime.now,
-                 after_commit: Callable[..., object] = lambda *ids: None,
-                 query_grace: timedelta = timedelta(minutes=5)):
+    refund_notices: Callable | None = None
+
+    def __init__(
+        self,
+        uow: Callable,
+        providers,
+        clock: Callable[[], datetime] = datetime.now,
+        query_grace: timedelta = timedelta(minutes=5),
+        pay_deadline: Callable[[Order], datetime | None] = lambda order: None,
+    ):
         self.uow = uow
         self.providers = providers
         self.clock = clock
-        self.after_commit = after_commit
         self.query_grace = query_grace
+        self.pay_deadline = pay_deadline
 
     def start(self, order_sn: str, provider_name: str) -> Payment:
         """The payment of this order with this provider, made once however often asked."""
-        self.providers.get(provider_name)
+        return self._start(order_sn, provider_name)[0]
+
+    def _start(self, order_sn: str, provider_name: str) -> tuple[Payment, Order]:
+        provider = self.providers.get(provider_name)
         with self.uow() as uow:
             order = uow.orders.get(order_sn)
             if order is None:
@@ -83,26 +98,39 @@ class PaymentService:
                         subject=order.subject,
                         create_time=now,
                         next_query_time=now + self.query_grace,
+                        payment_type_code=provider.payment_code,
                     )
                 )
                 uow.commit()
         if payment.payment_status != PaymentStatus.UNPAID:
             raise OrderNotPayable(order_sn)
-        return payment
+        return payment, order
 
     def checkout(self, order_sn: str, provider_name: str, urls):
-        """Start (or resume) the payment and ask the provider how to send the shopper there."""
-        payment = self.start(order_sn, provider_name)
+        """Start (or resume) the payment and ask the provider how to send the shopper there,
+        telling it when the order closes (``urls.expires_at``), so that it takes no money after."""
+        payment, order = self._start(order_sn, provider_name)
+        urls = replace(urls, expires_at=self.pay_deadline(order))
         return self.providers.get(provider_name).checkout(payment, urls)
 
-    def handle_notification(self, provider_name: str, params: Mapping[str, str], raw: str | None = None,
-                            replay_of: int | None = None) -> NotificationResult:
+    def handle_notification(
+        self,
+        provider_name: str,
+        params: Mapping[str, str],
+        raw: str | None = None,
+        replay_of: int | None = None,
+        keep_refused: Callable[[], bool] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> NotificationResult:
         """Verify, check and apply a provider's asynchronous notification, and log it.
 
         A rejection changes nothing but the notify log and says why; an authentic copy of a
         notification we already applied (same ``notify_id``, or a payment already in the
         state it reports) is acknowledged so that the provider stops retrying. ``raw`` is the
-        body as posted (kept for operators; ``params`` url-encoded when not given).
+        body as posted (kept for operators; ``params`` url-encoded when not given); ``headers``
+        the request's, for providers that sign them (``parse_notification_request``).
+        ``keep_refused``, asked once per rejection, may say False: the rejection is answered
+        but not logged (the web side bounds what strangers can make us keep).
         """
         provider = self.providers.get(provider_name)
         entry = NotificationRecord(
@@ -115,38 +143,87 @@ class PaymentService:
             notify_id=_text(params.get("notify_id")),
             out_trade_no=_text(params.get("out_trade_no")),
             replay_of=replay_of,
+            headers=_kept_headers(provider.notification_headers, headers or {}),
+        )
+        # A replay is an operator's deliberate act on a notification verified or refused when it
+        # came: its signature is checked again, its age no longer (parse_replayed_notification).
+        parse = (
+            provider.parse_notification_request if replay_of is None else provider.parse_replayed_notification
         )
         try:
-            notification = provider.parse_notification(params)
-            entry = replace(entry, verified=True, notify_id=notification.notify_id or entry.notify_id,
-                            out_trade_no=notification.out_trade_no)
-            self._confirm_by_query(provider, notification)
-            outcome, payment, entry, event_ids = self._apply(provider_name, notification, entry)
+            notification = parse(params, entry.raw, headers or {})
+            entry = replace(
+                entry,
+                verified=True,
+                notify_id=notification.notify_id or entry.notify_id,
+                out_trade_no=notification.out_trade_no,
+            )
+            if notification.refund is not None:
+                outcome, payment, entry = self._refund_notice(provider_name, notification, entry)
+            else:
+                self._confirm_by_query(provider, notification)
+                outcome, payment, entry = self._apply(provider_name, notification, entry)
         except NotificationRejected as rejected:
-            log.warning("%s notification rejected: %s", provider_name, rejected)
-            entry = self._log_rejection(entry, rejected)
+            if keep_refused is None or keep_refused():
+                log.warning("%s notification rejected: %s", provider_name, rejected)
+                entry = self._log_rejection(entry, rejected)
             ack = provider.acknowledge(False)
             return NotificationResult(
-                False, rejected.reason, ack.body, ack.content_type, ack.status, detail=rejected.detail,
+                False,
+                rejected.reason,
+                ack.body,
+                ack.content_type,
+                ack.status,
+                detail=rejected.detail,
                 record_id=entry.id,
             )
-        if event_ids:
-            self.after_commit(*event_ids)
         ack = provider.acknowledge(True)
         log.info("%s notification for %s: %s", provider_name, notification.out_trade_no, outcome)
-        return NotificationResult(True, outcome, ack.body, ack.content_type, ack.status, payment,
-                                  detail=entry.detail, record_id=entry.id)
+        return NotificationResult(
+            True,
+            outcome,
+            ack.body,
+            ack.content_type,
+            ack.status,
+            payment,
+            detail=entry.detail,
+            record_id=entry.id,
+        )
 
     def replay(self, record_id: int) -> NotificationResult:
-        """Handle a logged notification again, from its raw body (an operator's retry)."""
+        """Handle a logged notification again, from its raw body and the signed headers kept
+        with it (an operator's retry): verified again, but not refused for its age."""
         with self.uow() as uow:
             record = uow.notifications.get(record_id)
         if record is None:
             raise LookupError(f"no notification #{record_id}")
+        if truncated(record.raw):
+            raise LookupError(
+                f"notification #{record_id} was kept truncated: its body cannot be handled again"
+            )
         params = {}
         for key, value in parse_qsl(record.raw, keep_blank_values=True):
             params.setdefault(key, value)  # the first of repeated fields, as the web form reads them
-        return self.handle_notification(record.provider, params, raw=record.raw, replay_of=record.id)
+        headers = json.loads(record.headers) if record.headers else {}
+        return self.handle_notification(
+            record.provider, params, raw=record.raw, replay_of=record.id, headers=headers
+        )
+
+    def flag(self, payment_id: int, flag: str) -> None:
+        """Ask an operator to look at the payment (what the shop could not settle by itself)."""
+        with self.uow() as uow:
+            log.warning("payment #%s flagged: %s", payment_id, flag)
+            uow.payments.set_flag(payment_id, flag)
+            uow.commit()
+
+    def unflag(self, payment_id: int, prefix: str) -> None:
+        """Clear the payment's flag if it is one the shop set itself (starting with ``prefix``) and
+        it no longer holds; an operator's, or another's, stays."""
+        with self.uow() as uow:
+            payment = uow.payments.get(payment_id)
+            if payment is not None and payment.flag and payment.flag.startswith(prefix):
+                uow.payments.set_flag(payment_id, None)
+                uow.commit()
 
     def clear_flag(self, payment_id: int) -> Payment:
         """An operator handled what the payment was flagged for; the payment as it is now."""
@@ -173,8 +250,12 @@ class PaymentService:
         """Log a refused notification in a unit of work of its own (the refused one rolled back)."""
         # Providers check the signature first and call a bad one "bad_signature": any other
         # reason means the signature held.
-        entry = replace(entry, outcome=rejected.reason, detail=rejected.detail,
-                        verified=rejected.reason != "bad_signature")
+        entry = replace(
+            entry,
+            outcome=rejected.reason,
+            detail=rejected.detail,
+            verified=rejected.reason != "bad_signature",
+        )
         with self.uow() as uow:
             entry = uow.notifications.add(entry)
             uow.commit()
@@ -199,7 +280,9 @@ class PaymentService:
         except DomainError as error:
             raise NotificationRejected("not_confirmed", f"query failed: {error}") from None
         if (answer.status, answer.total_amount, answer.out_trade_no) != (
-            TradeStatus.PAID, notification.total_amount, notification.out_trade_no
+            TradeStatus.PAID,
+            notification.total_amount,
+            notification.out_trade_no,
         ) or (notification.trade_no and answer.trade_no and answer.trade_no != notification.trade_no):
             raise NotificationRejected(
                 "not_confirmed",
@@ -213,27 +296,48 @@ class PaymentService:
         ``body``, ``content_type`` and ``status`` are empty: there is no provider to answer.
         """
         entry = NotificationRecord(
-            provider=provider_name, received_at=self.clock(), raw=notification.raw, verified=True,
-            accepted=False, outcome="", out_trade_no=_text(notification.out_trade_no), source=source,
+            provider=provider_name,
+            received_at=self.clock(),
+            raw=notification.raw,
+            verified=True,
+            accepted=False,
+            outcome="",
+            out_trade_no=_text(notification.out_trade_no),
+            source=source,
         )
         try:
-            outcome, payment, entry, event_ids = self._apply(provider_name, notification, entry)
+            outcome, payment, entry = self._apply(provider_name, notification, entry)
         except NotificationRejected as rejected:
-            log.warning("%s %s answer for %s rejected: %s", provider_name, source, notification.out_trade_no, rejected)
+            log.warning(
+                "%s %s answer for %s rejected: %s", provider_name, source, notification.out_trade_no, rejected
+            )
             entry = self._log_rejection(entry, rejected)
-            return NotificationResult(False, rejected.reason, "", "", 0, detail=rejected.detail, record_id=entry.id)
-        if event_ids:
-            self.after_commit(*event_ids)
+            return NotificationResult(
+                False, rejected.reason, "", "", 0, detail=rejected.detail, record_id=entry.id
+            )
         log.info("%s %s answer for %s: %s", provider_name, source, notification.out_trade_no, outcome)
         return NotificationResult(True, outcome, "", "", 0, payment, detail=entry.detail, record_id=entry.id)
 
-    def record_answer(self, payment: Payment, source: str, outcome: str, detail: str = "", raw: str = "",
-                      accepted: bool = True) -> NotificationRecord:
+    def record_answer(
+        self,
+        payment: Payment,
+        source: str,
+        outcome: str,
+        detail: str = "",
+        raw: str = "",
+        accepted: bool = True,
+    ) -> NotificationRecord:
         """Log an answer that changes nothing (a trade the provider does not know, a failed
         request) beside the notifications, so operators see every word the provider said."""
         entry = NotificationRecord(
-            provider=payment.payment_type, received_at=self.clock(), raw=raw or detail, verified=True,
-            accepted=accepted, outcome=outcome, out_trade_no=_text(payment.out_trade_no), detail=detail,
+            provider=payment.payment_type,
+            received_at=self.clock(),
+            raw=raw or detail,
+            verified=True,
+            accepted=accepted,
+            outcome=outcome,
+            out_trade_no=_text(payment.out_trade_no),
+            detail=detail,
             source=source,
         )
         with self.uow() as uow:
@@ -242,11 +346,11 @@ class PaymentService:
         return entry
 
     def _apply(self, provider_name: str, notification: Notification, entry: NotificationRecord):
-        """Apply an authentic notification: (outcome, payment, log entry, ids of events written)."""
+        """Apply an authentic notification: (outcome, payment, log entry)."""
         with self.uow() as uow:
             if notification.notify_id and uow.notifications.accepted(provider_name, notification.notify_id):
                 payment = uow.payments.by_trade(provider_name, notification.out_trade_no)
-                return "duplicate", payment, self._log(uow, entry, "duplicate"), ()
+                return "duplicate", payment, self._log(uow, entry, "duplicate")
             payment = uow.payments.by_trade(provider_name, notification.out_trade_no)
             if payment is None:
                 raise NotificationRejected("unknown_trade", notification.out_trade_no)
@@ -255,17 +359,38 @@ class PaymentService:
                     "amount_mismatch", f"{notification.total_amount} != {payment.total_amount}"
                 )
             if notification.status == TradeStatus.PAID:
-                outcome, detail, event_ids = self._paid(uow, payment, notification)
+                outcome, detail = self._paid(uow, payment, notification)
             elif notification.status == TradeStatus.CLOSED:
-                outcome, detail, event_ids = self._closed(uow, payment, notification)
+                outcome, detail = self._closed(uow, payment, notification)
             else:
-                outcome, detail, event_ids = "recorded", "", ()
+                outcome, detail = "recorded", ""
             payment = uow.payments.get(payment.id)
             entry = self._log(uow, replace(entry, detail=detail) if detail else entry, outcome)
-            return outcome, payment, entry, event_ids
+            return outcome, payment, entry
+
+    def _refund_notice(self, provider_name: str, notification: Notification, entry: NotificationRecord):
+        """A notification about a refund: the trade ours, then the refund settled by its own service."""
+        with self.uow() as uow:
+            payment = uow.payments.by_trade(provider_name, notification.out_trade_no)
+            if notification.notify_id and uow.notifications.accepted(provider_name, notification.notify_id):
+                return "duplicate", payment, self._log(uow, entry, "duplicate")
+        if payment is None:
+            raise NotificationRejected("unknown_trade", notification.out_trade_no)
+        if notification.total_amount != to_amount(payment.total_amount):
+            raise NotificationRejected(
+                "amount_mismatch", f"{notification.total_amount} != {payment.total_amount}"
+            )
+        outcome, detail = (
+            ("recorded", "")
+            if self.refund_notices is None
+            else self.refund_notices(payment, notification.refund)
+        )
+        with self.uow() as uow:
+            entry = self._log(uow, replace(entry, detail=detail) if detail else entry, outcome)
+            return outcome, uow.payments.get(payment.id), entry
 
     def _paid(self, uow, payment: Payment, notification: Notification):
-        """The provider took the money: (outcome, detail, event ids).
+        """The provider took the money: (outcome, detail).
 
         The first payment to be paid for an open order pays it (``payment.succeeded``); one paid
         for an order already closed, or already paid by another payment, is owed back
@@ -273,34 +398,40 @@ class PaymentService:
         """
         if payment.payment_status in MONEY_TAKEN:
             if notification.trade_no and payment.trade_no and notification.trade_no != payment.trade_no:
-                flag = (f"{payment.payment_type} reports a second trade {notification.trade_no} paid for "
-                        f"{payment.out_trade_no} (this payment's trade is {payment.trade_no}): check it with "
-                        "the provider and refund it by hand")
+                flag = (
+                    f"{payment.payment_type} reports a second trade {notification.trade_no} paid for "
+                    f"{payment.out_trade_no} (this payment's trade is {payment.trade_no}): check it with "
+                    "the provider and refund it by hand"
+                )
                 uow.payments.set_flag(payment.id, flag)
-                return "second_trade", flag, ()
-            return "duplicate", "", ()
+                return "second_trade", flag
+            return "duplicate", ""
         if not self._move(uow, payment, PaymentStatus.PAID, notification):  # another copy won the race
-            return "duplicate", "", ()
-        order = uow.orders.get(payment.order_sn)
-        if order is not None and order.status in DEAD_ORDER_STATUSES:
+            return "duplicate", ""
+        order_status = uow.orders.status(payment.order_sn)
+        if order_status in DEAD_ORDER_STATUSES:
             reason = RefundReason.PAID_AFTER_CLOSE
-            detail = f"order {payment.order_sn} is {order.status.name}: the money goes back"
+            detail = f"order {payment.order_sn} is {order_status.name}: the money goes back"
         elif not uow.payments.settle_order(payment.order_sn, payment.id):
             reason = RefundReason.PAID_TWICE
-            detail = (f"order {payment.order_sn} was paid already (payment "
-                      f"#{uow.payments.settled_by(payment.order_sn)}): the money goes back")
+            detail = (
+                f"order {payment.order_sn} was paid already (payment "
+                f"#{uow.payments.settled_by(payment.order_sn)}): the money goes back"
+            )
         else:
             event = events.payment_succeeded(
                 payment.order_sn, payment.payment_type, notification.trade_no, payment.total_amount
             )
-            return "paid", "", (uow.outbox.add(event),)
+            uow.outbox.add(event)
+            return "paid", ""
         uow.payments.mark_owed(payment.id, reason)
         log.warning("payment #%s (%s %s): %s", payment.id, payment.payment_type, payment.out_trade_no, detail)
         event = events.refund_due(payment.order_sn, payment.id, reason, payment.total_amount)
-        return reason, detail, (uow.outbox.add(event),)
+        uow.outbox.add(event)
+        return reason, detail
 
     def _closed(self, uow, payment: Payment, notification: Notification):
-        """The provider closed the trade: (outcome, detail, event ids).
+        """The provider closed the trade: (outcome, detail).
 
         Unpaid, the payment closes. Paid, the trade closed because all of it was refunded
         (Alipay sends TRADE_CLOSED after a full refund): "refunded", the refunds recorded here
@@ -308,21 +439,29 @@ class PaymentService:
         """
         status = payment.payment_status
         if status == PaymentStatus.CLOSED:
-            return "duplicate", "", ()
+            return "duplicate", ""
         if status == PaymentStatus.UNPAID:
-            return ("closed" if self._move(uow, payment, PaymentStatus.CLOSED, notification) else "duplicate"), "", ()
+            return (
+                "closed" if self._move(uow, payment, PaymentStatus.CLOSED, notification) else "duplicate"
+            ), ""
         if payment.refund_reserved < payment.total_amount:
-            flag = (f"{payment.payment_type} says trade {payment.out_trade_no} is closed (fully refunded), but "
-                    f"only {payment.refund_reserved} of {payment.total_amount} is refunded or being refunded "
-                    "here: was it refunded outside the shop?")
+            flag = (
+                f"{payment.payment_type} says trade {payment.out_trade_no} is closed (fully refunded), but "
+                f"only {payment.refund_reserved} of {payment.total_amount} is refunded or being refunded "
+                "here: was it refunded outside the shop?"
+            )
             uow.payments.set_flag(payment.id, flag)
-            return "refunded", flag, ()
-        return "refunded", "", ()
+            return "refunded", flag
+        return "refunded", ""
 
     def _move(self, uow, payment: Payment, to: PaymentStatus, notification: Notification) -> bool:
         """Move the payment as the notification says, keeping its trade number and its body."""
         return uow.payments.move(
-            payment.id, payment.payment_status, to, trade_no=notification.trade_no, callback_time=self.clock(),
+            payment.id,
+            payment.payment_status,
+            to,
+            trade_no=notification.trade_no,
+            callback_time=notification.paid_at or self.clock(),
             callback_content=notification.raw or json.dumps({"out_trade_no": notification.out_trade_no}),
         )
 
@@ -332,6 +471,24 @@ class PaymentService:
         entry = uow.notifications.add(replace(entry, accepted=True, outcome=outcome))
         uow.commit()
         return entry
+
+
+#: A kept header longer than this is cut (a replay of it then fails its signature): strangers
+#: post here, and no genuine signature header comes near it.
+HEADER_MAX_CHARS = 2048
+
+
+def _kept_headers(names, headers: Mapping[str, str]) -> str | None:
+    """The headers named (any case) as received, a JSON object; None when none are named."""
+    if not names:
+        return None
+    wanted = {name.lower(): name for name in names}
+    kept = {
+        wanted[key.lower()]: str(value)[:HEADER_MAX_CHARS]
+        for key, value in headers.items()
+        if key.lower() in wanted
+    }
+    return json.dumps(kept, ensure_ascii=False, sort_keys=True)
 
 
 def _text(value) -> str | None:

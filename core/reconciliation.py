@@ -51,8 +51,14 @@ class QueryResult:
 class Reconciliation:
     """The periodic pass (``run``) and the operator's look at it (``preview``)."""
 
-    def __init__(self, uow: Callable, providers, payments, clock: Callable[[], datetime] = datetime.now,
-                 batch: int = 100):
+    def __init__(
+        self,
+        uow: Callable,
+        providers,
+        payments,
+        clock: Callable[[], datetime] = datetime.now,
+        batch: int = 100,
+    ):
         """``payments`` is the ``PaymentService`` whose apply path the answers take."""
         self.uow = uow
         self.providers = providers
@@ -75,7 +81,9 @@ class Reconciliation:
             try:
                 result = self.reconcile(payment)
             except Exception:  # one payment's trouble (the database, a bug) must not stop the pass
-                log.exception("reconciliation of payment #%s failed; it is asked about again later", payment.id)
+                log.exception(
+                    "reconciliation of payment #%s failed; it is asked about again later", payment.id
+                )
                 continue
             if result is not None:
                 results.append(result)
@@ -87,7 +95,9 @@ class Reconciliation:
         for payment in self.due(limit):
             provider = self._provider(payment)
             if provider is None:
-                results.append(QueryResult(payment, "stopped", f"provider {payment.payment_type} is not enabled"))
+                results.append(
+                    QueryResult(payment, "stopped", f"provider {payment.payment_type} is not enabled")
+                )
             else:
                 results.append(self._ask(provider, payment, apply=False))
         return results
@@ -140,25 +150,38 @@ class Reconciliation:
         try:
             answer = provider.query(payment)
         except TradeNotFound as error:
-            return self._unchanged(payment, "not_started", f"the shopper never started paying: {error}", apply)
+            return self._unchanged(
+                payment, "not_started", f"the shopper never started paying: {error}", apply
+            )
         except NotSupported as error:
             if apply:
                 with self.uow() as uow:
                     current = uow.payments.get(payment.id)
-                    uow.payments.schedule_query(payment.id, current.query_attempts, current.query_attempts, None)
+                    uow.payments.schedule_query(
+                        payment.id, current.query_attempts, current.query_attempts, None
+                    )
                     uow.commit()
             return self._unchanged(payment, "unsupported", str(error), apply)
         except DomainError as error:  # ProviderError: an error answer, or none at all
             return self._unchanged(payment, "query_failed", str(error), apply, accepted=False)
         if not apply:
-            return QueryResult(payment, answer.status.value,
-                               f"trade {answer.trade_no or '-'}, total_amount {answer.total_amount}", answer.status)
+            return QueryResult(
+                payment,
+                answer.status.value,
+                f"trade {answer.trade_no or '-'}, total_amount {answer.total_amount}",
+                answer.status,
+            )
         result = self.payments.apply_answer(provider.name, answer, SOURCE)
         return QueryResult(result.payment or payment, result.outcome, result.detail, answer.status)
 
     def _unchanged(self, payment, outcome, detail, apply, accepted=True) -> QueryResult:
         if apply:
-            log.info("query about payment #%s (%s %s): %s", payment.id, payment.payment_type,
-                     payment.out_trade_no, detail)
+            log.info(
+                "query about payment #%s (%s %s): %s",
+                payment.id,
+                payment.payment_type,
+                payment.out_trade_no,
+                detail,
+            )
             self.payments.record_answer(payment, SOURCE, outcome, detail, accepted=accepted)
         return QueryResult(payment, outcome, detail)

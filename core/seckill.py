@@ -31,6 +31,9 @@ class Sale:
     start: datetime
     end: datetime
     id: int | None = None
+    #: The gate generation the database recorded when it last loaded the sale into the gate
+    #: (0: never loaded); a gate holding the sale at another one, or not at all, lost it.
+    generation: int = 0
     #: Units one member may hold: the reservation records one order number per member.
     limit_per_member: ClassVar[int] = 1
 
@@ -54,6 +57,7 @@ class Outcome(Enum):
     ENDED = "ended"
     NOT_ON_SALE = "not_on_sale"
     RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"  # the gate did not answer in time: nothing was reserved
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,11 @@ class Click:
     def rate_limited(cls, wait: float) -> "Click":
         """Turned away by a rate limit whose window ends in ``wait`` seconds."""
         return cls(Outcome.RATE_LIMITED, retry_after=retry_after(wait))
+
+    @classmethod
+    def unavailable(cls) -> "Click":
+        """The gate did not answer in time, and took nothing: try again in a second."""
+        return cls(Outcome.UNAVAILABLE, retry_after=1)
 
 
 def retry_after(wait: float) -> int:
@@ -114,6 +123,8 @@ class Reservation:
     reserved_at: datetime
     receipt: str = ""
     deliveries: int = 1
+    #: The gate generation it was taken from: the database makes no order of an older one.
+    generation: int = 0
 
 
 class Creation(Enum):
@@ -122,6 +133,17 @@ class Creation(Enum):
     CREATED = "created"  # its order now exists
     EXISTS = "exists"  # settled before: its order exists, or it was abandoned
     CONFLICT = "conflict"  # the member holds another order of this sale: none is made
+    REFUSED = "refused"  # the database has no unit for it (all held, or its gate generation is lost)
+
+
+class ReservationState(Enum):
+    """What a shopper is told of their reservation (``/seckill/orders/<order_sn>``)."""
+
+    PENDING = "pending"  # its order is being made
+    CREATED = "created"
+    CLOSED = "closed"
+    ABANDONED = "abandoned"  # no order will be made: the unit was not secured
+    LOST = "lost"  # nothing holds it any more (lost with the gate's data): no order will be made
 
 
 class SeckillOrderStatus(IntEnum):

@@ -1,4 +1,4 @@
-"""The message bus and the coordination primitives the flash sale will need."""
+"""The message bus, and the latch the flash sale's pay step waits on until its order exists."""
 
 import abc
 
@@ -13,26 +13,6 @@ class MessageBus(abc.ABC):
         The outbox relay marks an event sent only after this returns, so raising is how an
         adapter says "keep it and try again later".
         """
-
-
-class Semaphore(abc.ABC):
-    """A named counting semaphore shared by every web worker."""
-
-    @abc.abstractmethod
-    def try_set_permits(self, key: str, permits: int) -> bool:
-        """Create the semaphore with ``permits`` unless it exists (never refills one)."""
-
-    @abc.abstractmethod
-    def try_acquire(self, key: str, permits: int = 1) -> bool:
-        """Take permits without waiting; False when not enough are left or the key is missing."""
-
-    @abc.abstractmethod
-    def release(self, key: str, permits: int = 1) -> None:
-        """Give permits back."""
-
-    @abc.abstractmethod
-    def available(self, key: str) -> int | None:
-        """Permits left, or None when the semaphore does not exist."""
 
 
 class Latch(abc.ABC):

@@ -4,10 +4,19 @@ The created-order signal is ``ports.messaging.Latch``.
 """
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from ..core.seckill import Click, Creation, Reservation, Sale, SeckillOrder, SeckillOrderRecord
+from ..core import states
+from ..core.seckill import (
+    Click,
+    Creation,
+    Reservation,
+    Sale,
+    SeckillOrder,
+    SeckillOrderRecord,
+    SeckillOrderStatus,
+)
 
 
 class ReservationGate(abc.ABC):
@@ -18,27 +27,46 @@ class ReservationGate(abc.ABC):
     """
 
     @abc.abstractmethod
-    def preheat(self, sale: Sale, units: int) -> bool:
-        """Load ``units`` of ``sale`` unless its SKU holds it already; True if this call did.
+    def preheat(self, sale: Sale, units: int, buyers: Mapping[int, str] | None = None) -> bool:
+        """Load ``units`` of ``sale`` at ``sale.generation``, its ``buyers`` (member -> order
+        number of the unit they hold) recorded, unless its SKU holds it at that generation
+        already; True if this call did. A SKU holding the sale at another generation is
+        loaded afresh: what it held (units, buyers, waiting reservations) is dropped.
 
         Raises ``InvalidSale`` if the SKU holds another sale.
         """
 
     @abc.abstractmethod
+    def generation(self, sku_id: int, sale_id: int) -> int | None:
+        """The generation at which the gate holds the SKU's sale ``sale_id``; None when it
+        holds no sale of the SKU (never loaded, unloaded, or lost), or another."""
+
+    @abc.abstractmethod
     def unload(self, sku_id: int, sale_id: int) -> bool:
         """Forget the SKU's sale if it is ``sale_id`` and no reservation waits for its order."""
+
+    def open_connections(self, count: int) -> None:
+        """Connect now what ``count`` clicks at once need, so that a burst connects nothing
+        (nothing to do for a gate in process)."""
+        return None
 
     @abc.abstractmethod
     def reserve(self, sku_id: int, member_id: int, order_sn: str, now: datetime, ip: str) -> Click:
         """Count the click against the gate's ``ClickLimits`` (for the member and for ``ip``);
         then, if no limit is breached, the sale is open at ``now``, the member holds no unit
         and units are left: take one, record the member under ``order_sn``, and queue the
-        reservation for the order creator, all or nothing."""
+        reservation for the order creator, all or nothing. The same click sent again (the
+        member's unit is ``order_sn``'s already) is told ``RESERVED`` and counts nothing."""
 
     @abc.abstractmethod
-    def give_back(self, sku_id: int, member_id: int, order_sn: str) -> bool:
+    def give_back(self, sku_id: int, member_id: int, order_sn: str, unit: bool = True) -> bool:
         """Return the unit and free the member, if the member's unit is still the one of
-        ``order_sn``; True if this call did, so a unit comes back once per order."""
+        ``order_sn``; True if this call did, so a unit comes back once per order. ``unit``
+        False frees the member only: the database had no unit for the reservation."""
+
+    @abc.abstractmethod
+    def held(self, sku_id: int, member_id: int) -> str | None:
+        """The order number of the unit the member holds in the SKU's sale, or None."""
 
     @abc.abstractmethod
     def take(self, sku_id: int, consumer: str, count: int, claim_after: float) -> list[Reservation]:
@@ -80,13 +108,26 @@ class SeckillOrders(abc.ABC):
     def create(self, orders: Sequence[SeckillOrder]) -> dict[str, Creation]:
         """Make each order (status 0, its items, its stock locks), or say why not, by order_sn.
 
-        All or nothing: raises, having changed nothing, if any order cannot be made.
+        Each order takes a unit from its sale's count of units sold, in the same transaction:
+        one of a reservation taken from another gate generation than the sale's, or beyond the
+        sale's units, is ``REFUSED`` (the first of a batch that fit are made). All or nothing:
+        raises, having changed nothing, if any order cannot be made.
         """
 
     @abc.abstractmethod
-    def abandon(self, reservation: Reservation) -> bool:
+    def abandon(self, reservation: Reservation, returned_at: datetime | None = None) -> bool:
         """Record that no order will be made for this reservation (its unit is to be given
-        back); False if it was settled already."""
+        back, unless ``returned_at`` says there is none to give); False if it was settled already."""
+
+    @abc.abstractmethod
+    def load(self, sale: Sale, into: Callable[[Sale, int, dict[int, str]], bool]) -> bool:
+        """Load the sale into the gate as a new generation: in one transaction that holds the
+        sale, if its generation is still ``sale.generation``, record the next one and call
+        ``into(sale at the new generation, units left, holders)`` (units less those its orders
+        hold; member -> order number of each order holding a unit); its answer, committed
+        only if it did not raise. False, doing nothing, if another load came first. From the
+        commit on, an order of a reservation of an older generation is refused (``create``),
+        so what was loaded stays exact."""
 
     @abc.abstractmethod
     def get(self, order_sn: str) -> SeckillOrderRecord | None:
@@ -100,11 +141,28 @@ class SeckillOrders(abc.ABC):
     def due(self, now: datetime, limit: int) -> list[str]:
         """Orders still awaiting payment past their time, oldest first."""
 
-    @abc.abstractmethod
     def release(self, order_sn: str) -> Reservation | None:
         """Record that the reservation's order was closed, so its unit is to be given back
         and its member may hold another order of the sale: only if its order is closed and
         this was not recorded before; its reservation if this call recorded it."""
+        return self.move(order_sn, SeckillOrderStatus.CREATED, SeckillOrderStatus.CLOSED)
+
+    def move(
+        self, order_sn: str, from_status: SeckillOrderStatus, to_status: SeckillOrderStatus
+    ) -> Reservation | None:
+        """Change the reservation's status only if it is still ``from_status`` and its order is
+        closed or invalid (``DEAD_ORDER_STATUSES``: the order no longer holds the unit); its
+        reservation if this call did. ``IllegalMove`` for a move that ``states.RESERVATIONS``
+        does not hold."""
+        states.RESERVATIONS.check(from_status, to_status, order_sn)
+        return self._move(order_sn, from_status, to_status)
+
+    @abc.abstractmethod
+    def _move(
+        self, order_sn: str, from_status: SeckillOrderStatus, to_status: SeckillOrderStatus
+    ) -> Reservation | None:
+        """``move``'s compare-and-set, the move already checked; a reservation holds its member's
+        place in the sale (unique per member and sale) while, and only while, it is ``CREATED``."""
 
     @abc.abstractmethod
     def unreturned(self, limit: int) -> list[Reservation]:

@@ -3,14 +3,20 @@
 Every change that must happen at most once is a compare-and-set (``move``, ``claim``,
 ``add_once``) that reports whether *this* call made it, so two workers racing on the same
 order cannot both apply it.
+
+Status moves: the public ``move`` asks the thing's machine (``core.states``) first and raises
+``IllegalMove`` for a move not in its table; only then does it call the store's ``_move``,
+which is nothing but the compare-and-set.
 """
 
 import abc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
+from ..core import states
+from ..core.bills import BillRun
 from ..core.events import Event
 from ..core.model import (
     LedgerEntry,
@@ -25,6 +31,7 @@ from ..core.model import (
     RefundStatus,
     StockLock,
 )
+from ..core.outbox import CommittedEvent
 
 
 class PaymentStore(abc.ABC):
@@ -51,7 +58,6 @@ class PaymentStore(abc.ABC):
         Must stay correct when two transactions race: exactly one row survives.
         """
 
-    @abc.abstractmethod
     def move(
         self,
         payment_id: int,
@@ -64,8 +70,31 @@ class PaymentStore(abc.ABC):
     ) -> bool:
         """Change the status only if it is still ``from_status``; True if this call did.
 
-        The other fields change only when given (not None).
+        The other fields change only when given (not None). ``IllegalMove`` for a move that
+        ``states.PAYMENTS`` does not hold.
         """
+        states.PAYMENTS.check(from_status, to_status, f"#{payment_id}")
+        return self._move(
+            payment_id,
+            from_status,
+            to_status,
+            trade_no=trade_no,
+            callback_time=callback_time,
+            callback_content=callback_content,
+        )
+
+    @abc.abstractmethod
+    def _move(
+        self,
+        payment_id: int,
+        from_status: PaymentStatus,
+        to_status: PaymentStatus,
+        *,
+        trade_no: str | None,
+        callback_time: datetime | None,
+        callback_content: str | None,
+    ) -> bool:
+        """``move``'s compare-and-set, the move already checked."""
 
     @abc.abstractmethod
     def settle_order(self, order_sn: str, payment_id: int) -> bool:
@@ -86,8 +115,8 @@ class PaymentStore(abc.ABC):
 
     @abc.abstractmethod
     def reserve_refund(self, payment_id: int, amount: Decimal) -> bool:
-        """Add ``amount`` to ``refund_reserved`` only if the payment is refundable (paid or
-        partially refunded) and the sum stays within ``total_amount``; True if this call did.
+        """Add ``amount`` to ``refund_reserved`` only if ``Payment.can_reserve(amount)`` (it
+        holds money, the sum stays within ``total_amount``); True if this call did.
 
         Atomic: two reservations racing on one payment can never together exceed its amount.
         """
@@ -106,10 +135,16 @@ class PaymentStore(abc.ABC):
         """Unpaid payments whose ``next_query_time`` has come, the longest due first."""
 
     @abc.abstractmethod
-    def schedule_query(self, payment_id: int, from_attempts: int, attempts: int,
-                       next_query_time: datetime | None) -> bool:
+    def schedule_query(
+        self, payment_id: int, from_attempts: int, attempts: int, next_query_time: datetime | None
+    ) -> bool:
         """Set the query count and the next query's time, only if the count is still
         ``from_attempts``; True if this call did (the caller then makes that query)."""
+
+    @abc.abstractmethod
+    def paid_between(self, payment_type: str, starts: datetime, ends: datetime) -> list[Payment]:
+        """The provider's payments whose money came (``callback_time``) from ``starts`` until
+        before ``ends``, and was taken (paid, refunded since or not), oldest first."""
 
 
 class OrderStore(abc.ABC):
@@ -117,14 +152,27 @@ class OrderStore(abc.ABC):
     def get(self, order_sn: str) -> Order | None:
         """The order with its items, or None."""
 
-    @abc.abstractmethod
+    def status(self, order_sn: str) -> OrderStatus | None:
+        """The order's status, or None for no such order (stores may read it alone)."""
+        order = self.get(order_sn)
+        return None if order is None else order.status
+
     def move(self, order_sn: str, from_status: OrderStatus, to_status: OrderStatus) -> bool:
-        """Change the order's status only if it is still ``from_status``."""
+        """Change the order's status only if it is still ``from_status``; True if this call did.
+        ``IllegalMove`` for a move that ``states.ORDERS`` does not hold."""
+        states.ORDERS.check(from_status, to_status, order_sn)
+        return self._move(order_sn, from_status, to_status)
+
+    @abc.abstractmethod
+    def _move(self, order_sn: str, from_status: OrderStatus, to_status: OrderStatus) -> bool:
+        """``move``'s compare-and-set, the move already checked."""
 
     @abc.abstractmethod
     def awaiting_payment_since(self, created_before: datetime, limit: int) -> list[str]:
         """Numbers of the orders still awaiting payment that were created before
-        ``created_before``, the oldest first."""
+        ``created_before``, the oldest first (those made at the same time in the order they
+        were stored: the SQL store reads them off its (status, create_time) index, whose rows
+        InnoDB keeps in primary-key order, so it sorts nothing however many are due)."""
 
 
 class StockStore(abc.ABC):
@@ -132,9 +180,15 @@ class StockStore(abc.ABC):
     def locks_for(self, order_sn: str) -> list[StockLock]:
         """The stock locks an order holds, whatever their status."""
 
-    @abc.abstractmethod
     def move_lock(self, lock_id: int, from_status: LockStatus, to_status: LockStatus) -> bool:
-        """Change a lock's status only if it is still ``from_status``."""
+        """Change a lock's status only if it is still ``from_status``; True if this call did.
+        ``IllegalMove`` for a move that ``states.STOCK_LOCKS`` does not hold."""
+        states.STOCK_LOCKS.check(from_status, to_status, f"#{lock_id}")
+        return self._move_lock(lock_id, from_status, to_status)
+
+    @abc.abstractmethod
+    def _move_lock(self, lock_id: int, from_status: LockStatus, to_status: LockStatus) -> bool:
+        """``move_lock``'s compare-and-set, the move already checked."""
 
     @abc.abstractmethod
     def deduct(self, sku_id: int, quantity: int) -> None:
@@ -147,8 +201,9 @@ class StockStore(abc.ABC):
 
 class PointsStore(abc.ABC):
     @abc.abstractmethod
-    def claim(self, order_sn: str, member_id: int, integration: int, growth: int,
-              kind: str = PointsKind.AWARD) -> bool:
+    def claim(
+        self, order_sn: str, member_id: int, integration: int, growth: int, kind: str = PointsKind.AWARD
+    ) -> bool:
         """Record this kind of change (award, revoke) for this order in the ledger; False if
         it was already recorded."""
 
@@ -177,11 +232,36 @@ class RefundStore(abc.ABC):
     def for_payment(self, payment_id: int) -> list[PaymentRefund]:
         """The payment's refunds, oldest first."""
 
-    @abc.abstractmethod
-    def move(self, refund_id: int, from_status: RefundStatus, to_status: RefundStatus, *,
-             update_time: datetime, answer: str | None = None) -> bool:
+    def move(
+        self,
+        refund_id: int,
+        from_status: RefundStatus,
+        to_status: RefundStatus,
+        *,
+        update_time: datetime,
+        answer: str | None = None,
+    ) -> bool:
         """Change the status only if it is still ``from_status`` (and the answer, if given);
-        True if this call did."""
+        True if this call did. ``IllegalMove`` for a move that ``states.REFUNDS`` does not hold."""
+        states.REFUNDS.check(from_status, to_status, f"#{refund_id}")
+        return self._move(refund_id, from_status, to_status, update_time=update_time, answer=answer)
+
+    @abc.abstractmethod
+    def _move(
+        self,
+        refund_id: int,
+        from_status: RefundStatus,
+        to_status: RefundStatus,
+        *,
+        update_time: datetime,
+        answer: str | None,
+    ) -> bool:
+        """``move``'s compare-and-set, the move already checked."""
+
+    @abc.abstractmethod
+    def note(self, refund_id: int, status: RefundStatus, *, update_time: datetime, answer: str) -> bool:
+        """Keep ``answer`` (what the provider said) on the refund, only while it is still
+        ``status``: no move. True if this call did."""
 
 
 @dataclass(frozen=True)
@@ -193,9 +273,24 @@ class OutboxMessage:
 
 
 class Outbox(abc.ABC):
-    @abc.abstractmethod
+    """The events to send, each written in the transaction of the change that causes it.
+
+    ``add`` is the port's: the adapter stores the event (``_add``) and the port keeps its id in
+    ``added`` until the unit of work collects it (``UnitOfWork.collect_new_events``).
+    """
+
+    #: The ids of the events added since the unit of work last collected them.
+    added: tuple[int, ...] = ()
+
     def add(self, event: Event) -> int:
         """Keep ``event`` to be sent once the surrounding unit of work commits; return its id."""
+        message_id = CommittedEvent(self._add(event), event)
+        self.added = (*self.added, message_id)
+        return message_id
+
+    @abc.abstractmethod
+    def _add(self, event: Event) -> int:
+        """Store ``event``, unsent, in the surrounding transaction; return its id."""
 
     @abc.abstractmethod
     def unsent(self, limit: int, ids: Iterable[int] | None = None) -> list[OutboxMessage]:
@@ -218,6 +313,10 @@ class Outbox(abc.ABC):
 DETAIL_LENGTH = 500
 #: Longer operator flags are cut to this many characters.
 FLAG_LENGTH = 500
+#: UTF-8 bytes kept of a notification's raw body and detail, and of a payment's callback: what a
+#: TEXT column holds on MySQL/MariaDB, kept on every store alike; longer ones are cut and marked
+#: (``core.truncation.fit``).
+TEXT_BYTES = 65_535
 
 
 @dataclass(frozen=True)
@@ -246,7 +345,7 @@ class NotificationLog(abc.ABC):
 
     @abc.abstractmethod
     def add(self, record: NotificationRecord) -> NotificationRecord:
-        """Keep ``record``; return it with its id."""
+        """Keep ``record`` (``raw`` and ``detail`` fitted to TEXT_BYTES); return it as kept, with its id."""
 
     @abc.abstractmethod
     def get(self, record_id: int) -> NotificationRecord | None:
@@ -261,8 +360,43 @@ class NotificationLog(abc.ABC):
         """The latest records, newest first, of one provider or all."""
 
 
+#: The differences a bill run keeps, each cut to DETAIL_LENGTH: the rest are counted in one line
+#: more (the payments they are about are flagged anyway).
+BILL_DIFFERENCES_KEPT = 30
+
+
+def kept_differences(differences) -> tuple[str, ...]:
+    """What a store keeps of a bill run's ``differences`` (BILL_DIFFERENCES_KEPT, each cut)."""
+    kept = tuple(difference[:DETAIL_LENGTH] for difference in differences[:BILL_DIFFERENCES_KEPT])
+    more = len(differences) - len(kept)
+    return (*kept, f"... and {more} more (see the flagged payments)") if more else kept
+
+
+class BillRunStore(abc.ABC):
+    """The runs over the providers' daily bills (``core.bill_runs``), each kept as it ended."""
+
+    @abc.abstractmethod
+    def add(self, run: BillRun) -> BillRun:
+        """Keep ``run`` (its differences as ``kept_differences`` keeps them, its detail cut to
+        DETAIL_LENGTH); return it as kept, with its id."""
+
+    @abc.abstractmethod
+    def recent(self, limit: int) -> list[BillRun]:
+        """The latest runs, newest first."""
+
+    @abc.abstractmethod
+    def done(self, provider: str, bill_date: date) -> BillRun | None:
+        """The latest run of this provider's bill of ``bill_date`` that read it ("done"), if any."""
+
+
 class UnitOfWork(abc.ABC):
-    """One transaction over every store; rolls back unless ``commit()`` was called."""
+    """One transaction over every store; rolls back unless ``commit()`` was called.
+
+    Events leave with the commit: the unit of work collects the ids of the events its outbox
+    was given (``collect_new_events``), and once it ends, hands those it committed to
+    ``after_commit`` (the outbox relay's ``flush``, which sends them at once), exactly once;
+    what a rollback discarded is never handed over. Adapters fill ``_commit`` and ``_rollback``.
+    """
 
     payments: PaymentStore
     refunds: RefundStore
@@ -272,16 +406,56 @@ class UnitOfWork(abc.ABC):
     outbox: Outbox
     notifications: NotificationLog
     trace: FulfilmentTrace
+    bill_runs: BillRunStore
+    #: Called with the outbox ids of the events this unit of work committed, once it has ended
+    #: (``relayed`` sets it); None: nobody is told, and the relay's sweep sends them later.
+    after_commit: Callable[..., object] | None = None
+    #: The ids of the events committed and not yet handed over.
+    committed: tuple[int, ...] = ()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
         self.rollback()
+        self.hand_over()
 
-    @abc.abstractmethod
-    def commit(self) -> None: ...
+    def commit(self) -> None:
+        """Make every change durable, and the events written so far due to leave."""
+        self._commit()
+        self.committed = (*self.committed, *self.collect_new_events())
 
-    @abc.abstractmethod
     def rollback(self) -> None:
+        """Discard what was not committed (the events written since too); harmless after a commit."""
+        self._rollback()
+        self.collect_new_events()
+
+    def collect_new_events(self) -> tuple[int, ...]:
+        """The outbox ids of the events written since the last commit or rollback, taken."""
+        new, self.outbox.added = self.outbox.added, ()
+        return new
+
+    def hand_over(self) -> None:
+        """Give the committed events' ids to ``after_commit``, once (called as the unit of work ends)."""
+        committed, self.committed = self.committed, ()
+        if committed and self.after_commit is not None:
+            self.after_commit(*committed)
+
+    @abc.abstractmethod
+    def _commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def _rollback(self) -> None:
         """Discard what was not committed; harmless after a commit."""
+
+
+def relayed(uow: Callable[[], UnitOfWork], after_commit: Callable[..., object]) -> Callable[[], UnitOfWork]:
+    """Units of work like ``uow``'s that hand the events they commit to ``after_commit``
+    (the composition root passes the relay's ``flush``)."""
+
+    def unit_of_work() -> UnitOfWork:
+        made = uow()
+        made.after_commit = after_commit
+        return made
+
+    return unit_of_work

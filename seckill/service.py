@@ -17,6 +17,7 @@ from ..core.seckill import (
     Creation,
     InvalidSale,
     Reservation,
+    ReservationState,
     Sale,
     SeckillOrder,
     SeckillOrderRecord,
@@ -27,19 +28,22 @@ from ..ports.seckill import ExpiryScheduler, ReservationGate, SaleStore, Seckill
 
 log = logging.getLogger(__name__)
 
-#: The step ``order.closed`` triggers: a closed flash-sale order's unit goes back to the gate.
-GIVE_BACK = "give_back_seckill_unit"
-#: Which steps the flash sale adds to the events' routes (see ``core.fulfilment.STEPS_BY_EVENT``).
-STEPS_BY_EVENT = {events.ORDER_CLOSED: (GIVE_BACK,)}
 #: Why the flash sale closes an order (the ``order.closed`` event's reason).
 UNPAID = "flash-sale order unpaid in time"
 #: Sales that ended this long ago are still drained and unloaded by ``tick``.
 AFTERCARE = timedelta(days=1)
+#: What a shopper is told of a reservation the order creator settled.
+SETTLED = {
+    SeckillOrderStatus.CREATED: ReservationState.CREATED,
+    SeckillOrderStatus.CLOSED: ReservationState.CLOSED,
+    SeckillOrderStatus.ABANDONED: ReservationState.ABANDONED,
+}
 
 
-def created_key(order_sn: str) -> str:
-    """The latch opened once the order of ``order_sn`` is settled (made or abandoned)."""
-    return f"seckill:created:{order_sn}"
+def created_key(order_sn: str, member_id: int) -> str:
+    """The latch opened once the order of ``order_sn`` is settled (made or abandoned). The
+    member is part of it: waiting on another member's order number waits as on an unknown one."""
+    return f"seckill:created:{member_id}:{order_sn}"
 
 
 class SeckillService:
@@ -56,11 +60,24 @@ class SeckillService:
     start a sale is loaded into the gate.
     """
 
-    def __init__(self, gate: ReservationGate, sales: SaleStore, orders: SeckillOrders, latch: Latch,
-                 closing: OrderClosing, uow: Callable, expiry: ExpiryScheduler | None = None, *,
-                 clock: Callable[[], datetime] = datetime.now, pay_within: timedelta = timedelta(minutes=30),
-                 claim_after: float = 30.0, max_deliveries: int = 5, batch: int = 100, linger: float = 0.0,
-                 preheat_ahead: timedelta = timedelta(minutes=5)):
+    def __init__(
+        self,
+        gate: ReservationGate,
+        sales: SaleStore,
+        orders: SeckillOrders,
+        latch: Latch,
+        closing: OrderClosing,
+        uow: Callable,
+        expiry: ExpiryScheduler | None = None,
+        *,
+        clock: Callable[[], datetime] = datetime.now,
+        pay_within: timedelta = timedelta(minutes=30),
+        claim_after: float = 30.0,
+        max_deliveries: int = 5,
+        batch: int = 100,
+        linger: float = 0.0,
+        preheat_ahead: timedelta = timedelta(minutes=5),
+    ):
         self.gate = gate
         self.sales = sales
         self.orders = orders
@@ -81,24 +98,40 @@ class SeckillService:
     def create_sale(self, sale: Sale) -> Sale:
         """Store a new sale, refusing one that overlaps another sale of its SKU (the gate
         holds one sale per SKU)."""
-        clash = next((s for s in self.sales.overlapping(sale.start, sale.end) if s.sku_id == sale.sku_id), None)
+        clash = next(
+            (s for s in self.sales.overlapping(sale.start, sale.end) if s.sku_id == sale.sku_id), None
+        )
         if clash is not None:
-            raise InvalidSale(f"SKU {sale.sku_id} is on sale {clash.start} .. {clash.end} already (sale {clash.id})")
+            raise InvalidSale(
+                f"SKU {sale.sku_id} is on sale {clash.start} .. {clash.end} already (sale {clash.id})"
+            )
         return self.sales.add(sale)
 
     def preheat(self, sale: Sale) -> bool:
-        """Load the sale's units into the gate once; True if this call did.
+        """Load the sale into the gate unless it holds it at the generation the database
+        recorded; True if this call did.
 
-        Units that orders already hold are left out, so preheating again after the gate
-        lost the sale (a Redis restart) cannot sell them twice.
+        Each load is a new generation, recorded in the transaction that reads what the
+        database holds: from then on the database makes no order of a reservation of an
+        earlier generation (those in flight when the gate lost the sale are refused and
+        abandoned, never sold twice), so the gate gets exactly the units its orders do not
+        hold, and as buyers the members who hold them (told "already bought", not sold again).
         """
-        return self.gate.preheat(sale, sale.units - self.orders.held(sale.id))
+        if self.gate.generation(sale.sku_id, sale.id) == sale.generation:
+            return False
+        if sale.generation:
+            log.warning(
+                "the gate lost sale %s (SKU %s): loading it again from the database", sale.id, sale.sku_id
+            )
+        return self.orders.load(sale, self.gate.preheat)
 
     def showcase(self, within: timedelta) -> list[tuple[Sale, int | None]]:
         """Sales open now or starting within ``within``, each with its units left in the gate
         (None: not loaded yet, or lost)."""
         now = self.clock()
-        return [(sale, self.gate.units_left(sale.sku_id)) for sale in self.sales.overlapping(now, now + within)]
+        return [
+            (sale, self.gate.units_left(sale.sku_id)) for sale in self.sales.overlapping(now, now + within)
+        ]
 
     def tick(self) -> bool:
         """The periodic job: preheat the sales starting within ``preheat_ahead`` (and open
@@ -118,7 +151,9 @@ class SeckillService:
     def _preheat_quietly(self, sale: Sale) -> None:
         try:
             if self.preheat(sale):
-                log.info("sale %s preheated: SKU %s, %s", sale.id, sale.sku_id, self.gate.units_left(sale.sku_id))
+                log.info(
+                    "sale %s preheated: SKU %s, %s", sale.id, sale.sku_id, self.gate.units_left(sale.sku_id)
+                )
         except InvalidSale:  # the SKU's previous sale is still being drained: next tick
             log.warning("sale %s not preheated yet: SKU %s still holds another sale", sale.id, sale.sku_id)
 
@@ -136,10 +171,9 @@ class SeckillService:
     def drain(self, consumer: str, budget: float) -> int:
         """Make the orders of every started sale's waiting reservations, batch after batch,
         until none waits or ``budget`` seconds have passed; return how many settled."""
-        now = self.clock()
         deadline = time.monotonic() + budget
         settled = 0
-        for sku_id in {s.sku_id for s in self.sales.overlapping(now - AFTERCARE, now) if s.start <= now}:
+        for sku_id in {sale.sku_id for sale in self._started()}:
             while time.monotonic() < deadline and (made := self.create_orders(sku_id, consumer)):
                 settled += made
                 if made < self.batch:
@@ -167,25 +201,64 @@ class SeckillService:
                 continue
             if result in (None, Creation.CONFLICT):
                 self._abandon(reservation)
+            elif result is Creation.REFUSED:
+                self._refuse(reservation)
             settled.append(reservation)
         self.gate.ack(sku_id, settled)
         self._schedule_expiry([o for o in orders if results.get(o.order.order_sn) is Creation.CREATED])
-        self.latch.open(*(created_key(reservation.order_sn) for reservation in settled))
+        self.latch.open(
+            *(created_key(reservation.order_sn, reservation.member_id) for reservation in settled)
+        )
         return len(settled)
+
+    def state(self, member_id: int, order_sn: str) -> ReservationState:
+        """What the member is told of their reservation ``order_sn``.
+
+        ``LOST`` when nothing holds it: no order recorded, no gate holding it for the member,
+        and no open sale whose gate is being loaded again (until then a reservation taken
+        before the gate lost its data may still become an order). The gate is asked before
+        the database is asked again: every step that frees a member in the gate records the
+        reservation in the database first. Another member's number, or a made-up one, is
+        told exactly as a lost one."""
+        record = self.order_of(member_id, order_sn)
+        if record is None:
+            now = self.clock()
+            for sale in self._started():
+                held = self.gate.held(sale.sku_id, member_id)
+                if held == order_sn or (held is None and sale.end > now and self._recovering(sale)):
+                    return ReservationState.PENDING
+            record = self.order_of(member_id, order_sn)
+        return ReservationState.LOST if record is None else SETTLED[record.status]
+
+    def _recovering(self, sale: Sale) -> bool:
+        """The open sale is not in the gate: lost (the tick loads it again) or not loaded yet."""
+        return self.gate.generation(sale.sku_id, sale.id) is None
+
+    def _started(self) -> list[Sale]:
+        """Sales of the last day that have started: their reservations may still be waiting."""
+        now = self.clock()
+        return [sale for sale in self.sales.overlapping(now - AFTERCARE, now) if sale.start <= now]
 
     def order(self, order_sn: str) -> SeckillOrderRecord | None:
         """What became of a reservation (None: its order is not made yet)."""
         return self.orders.get(order_sn)
 
-    def wait_for_order(self, order_sn: str, timeout: float) -> bool:
-        """Whether the order exists, waiting at most ``timeout`` seconds for it."""
-        if self._created(order_sn):
-            return True
-        self.latch.wait(created_key(order_sn), timeout)
-        return self._created(order_sn)
-
-    def _created(self, order_sn: str) -> bool:
+    def order_of(self, member_id: int, order_sn: str) -> SeckillOrderRecord | None:
+        """What became of the member's reservation; None for another member's, as for one
+        whose order is not made yet (nothing tells whether another member's number exists)."""
         record = self.orders.get(order_sn)
+        return record if record is not None and record.reservation.member_id == member_id else None
+
+    def wait_for_order(self, order_sn: str, member_id: int, timeout: float) -> bool:
+        """Whether the member's order exists, waiting at most ``timeout`` seconds for it
+        (the whole bound for another member's order, as for an unknown number)."""
+        if self._created(order_sn, member_id):
+            return True
+        self.latch.wait(created_key(order_sn, member_id), timeout)
+        return self._created(order_sn, member_id)
+
+    def _created(self, order_sn: str, member_id: int) -> bool:
+        record = self.order_of(member_id, order_sn)
         return record is not None and record.status is not SeckillOrderStatus.ABANDONED
 
     # expiry and give-back
@@ -194,12 +267,16 @@ class SeckillService:
         """Close the order if it is a flash-sale order still unpaid past its time; True if
         this call closed it. Its unit comes back through ``order.closed`` (``give_back``)."""
         record = self.orders.get(order_sn)
-        if record is None or record.status is not SeckillOrderStatus.CREATED or record.expires_at > self.clock():
+        if (
+            record is None
+            or record.status is not SeckillOrderStatus.CREATED
+            or record.expires_at > self.clock()
+        ):
             return False
         return self.closing.close(order_sn, UNPAID)
 
     def give_back(self, order_sn: str) -> bool:
-        """The ``GIVE_BACK`` step of ``order.closed``, whoever closed the order: record the
+        """The ``GIVE_BACK_SECKILL_UNIT`` step of ``order.closed``, whoever closed the order: record the
         reservation closed, return its unit to the gate and free its member; True if this
         call returned the unit (it comes back once per order, however often this runs)."""
         self.orders.release(order_sn)
@@ -210,11 +287,17 @@ class SeckillService:
             outcome, detail, returned = SKIPPED, f"its reservation is {record.status.name.lower()}", False
         else:
             returned = self._give_back(record.reservation)
-            outcome, detail = (DONE, f"unit of SKU {record.reservation.sku_id} returned, member "
-                                     f"{record.reservation.member_id} may buy again") if returned else (
-                SKIPPED, "its unit was returned already")
+            outcome, detail = (
+                (
+                    DONE,
+                    f"unit of SKU {record.reservation.sku_id} returned, member "
+                    f"{record.reservation.member_id} may buy again",
+                )
+                if returned
+                else (SKIPPED, "its unit was returned already")
+            )
         with self.uow() as uow:
-            uow.trace.record(order_sn, GIVE_BACK, outcome, detail)
+            uow.trace.record(order_sn, events.GIVE_BACK_SECKILL_UNIT, outcome, detail)
             uow.commit()
         return returned
 
@@ -264,13 +347,22 @@ class SeckillService:
         try:
             self.expiry.schedule([o.order.order_sn for o in created], max(o.expires_at for o in created))
         except Exception:
-            log.warning("expiry of %d seckill orders not scheduled; the sweep will expire them", len(created),
-                        exc_info=True)
+            log.warning(
+                "expiry of %d seckill orders not scheduled; the sweep will expire them",
+                len(created),
+                exc_info=True,
+            )
 
     def _abandon(self, reservation: Reservation) -> None:
         if self.orders.abandon(reservation):
             log.warning("seckill order %s abandoned; its unit goes back", reservation.order_sn)
             self._give_back(reservation)
+
+    def _refuse(self, reservation: Reservation) -> None:
+        """The database had no unit for it: abandoned, and its member freed, with no unit to return."""
+        if self.orders.abandon(reservation, returned_at=self.clock()):
+            log.warning("seckill order %s refused by the database: no unit left for it", reservation.order_sn)
+            self.gate.give_back(reservation.sku_id, reservation.member_id, reservation.order_sn, unit=False)
 
     def _give_back(self, reservation: Reservation) -> bool:
         """Return the unit (at most once: the gate checks the member still holds this order),

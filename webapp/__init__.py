@@ -1,5 +1,14 @@
-"""The Flask web application: it drives the services and owns no business rule."""
+"""The Flask web application: it drives the services and owns no business rule.
 
-from .app import create_app
+``create_app`` is imported on first use: the worker's entry point (``webapp.worker``) and
+gunicorn's hooks (``webapp.gunicorn_conf``) name the metrics' directory before anything
+imports prometheus-client, which reads it once.
+"""
 
-__all__ = ["create_app"]
+
+def __getattr__(name):
+    if name == "create_app":
+        from .app import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

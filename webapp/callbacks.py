@@ -1,20 +1,44 @@
-"""Providers' asynchronous notifications: verified by signature (CSRF-exempt)."""
+"""Providers' asynchronous notifications: verified by signature (CSRF-exempt).
 
-from flask import Blueprint, Response, abort, request
+What a stranger can post here is bounded: a body over NOTIFY_MAX_BYTES is refused (413)
+before it is read in full and stored nowhere; refused notifications are logged at most
+NOTIFY_REFUSED_LOG_PER_MINUTE per address (``throttles.RefusalLog``).
+"""
 
+from flask import Blueprint, Response, abort, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..adapters.metrics import METRICS
 from ..core.errors import UnknownProvider
 from .context import services
+from .throttles import throttles
 
 bp = Blueprint("callbacks", __name__)
 
 
 @bp.post("/notify/<provider>")
 def notify(provider):
-    raw = request.get_data(cache=True, as_text=True)  # read first: the form is then parsed from the cache
     try:
-        result = services().payments.handle_notification(provider, request.form.to_dict(), raw=raw)
+        refusal = services().providers.get(provider).acknowledge(False)
     except UnknownProvider as error:
         abort(404, description=str(error))
+    address = request.remote_addr or ""
+    # Content-Length is checked first; a body without one (chunked) is cut off while it is read.
+    request.max_content_length = int(current_app.config["NOTIFY_MAX_BYTES"])
+    try:
+        raw = request.get_data(cache=True, as_text=True)  # read first: the form is then parsed from the cache
+    except RequestEntityTooLarge:
+        throttles().refusals.not_kept(address, "a body over NOTIFY_MAX_BYTES")
+        METRICS.notification(provider, "too_large", False)
+        return Response(refusal.body, status=413, content_type=refusal.content_type)
+    result = services().payments.handle_notification(
+        provider,
+        request.form.to_dict(),
+        raw=raw,
+        keep_refused=lambda: throttles().refusals.keep(address),
+        headers=dict(request.headers),
+    )
+    METRICS.notification(provider, result.outcome, result.accepted)
     return Response(result.body, status=result.status, content_type=result.content_type)
 
 

@@ -5,27 +5,40 @@ Under a burst the click is nearly all the shop serves, and Flask's per-request w
 contexts, routing, hooks, request and response objects) costs more than the click's own:
 the session check and the one reservation round trip (benchmarks/seckill_burst.py gives the
 figures). This layer reads the same signed session cookie as Flask's cookie session does
-(its serializer, made once), calls the same service and builds the same answer
-(``seckill.click_answer``). Everything else (browsers, which get pages; strangers, who get
-401; other paths) goes on to Flask.
+(its serializer, made once), checks its session generation against the database as
+``context.current_member`` does (one primary-key read, ``members.SessionEpochs``), refuses
+a click another page made as the view does (``same_origin``), calls the same service and
+builds the same answer (``seckill.click_answer``). Everything else (browsers, which get
+pages; strangers and ended sessions, which get 401; other paths) goes on to Flask.
 """
 
+import functools
 import json
 import re
+import time
 from http import HTTPStatus
 
 from flask import Flask, url_for
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import BadSignature
-from werkzeug.http import parse_cookie
+from werkzeug.sansio.http import parse_cookie
 
 from ..adapters.bootstrap import Services
+from ..adapters.metrics import METRICS
+from ..adapters.sql.members import SessionEpochs
+from ..adapters.sql.models import db
 from ..core.seckill import Outcome
-from .seckill import RATE_LIMITED, click_answer
+from .context import EPOCH, MEMBER
+from .same_origin import from_this_origin
+from .seckill import NOT_SAME_ORIGIN, RATE_LIMITED, click_answer
 
-#: The click's path as Flask's ``<int:sku_id>`` matches it (no sign, no leading zero).
+#: The click's path as Flask's ``<id:sku_id>`` matches it (no sign, no leading zero).
 CLICK = re.compile(r"/seckill/([1-9][0-9]{0,17})\Z")
 FAILED = {"error": "internal_server_error", "message": "秒杀暂时不可用,请稍后再试"}
+#: Session cookies a process remembers having verified (about 350 bytes each), each until its
+#: max age: verifying one (HMAC, base64, tagged JSON) costs a click about what its reservation
+#: does. The session generation is still read on every click (a logout ends the session at once).
+VERIFIED_COOKIES = 32_768
 
 
 def prefers_json(accept: str) -> bool:
@@ -47,42 +60,88 @@ class ClickPath:
         self.serializer = app.session_interface.get_signing_serializer(app)
         self.cookie_name = app.session_interface.get_cookie_name(app)
         self.max_age = int(app.permanent_session_lifetime.total_seconds())
+        self._verified = functools.lru_cache(maxsize=VERIFIED_COOKIES)(self._verify)
         with app.test_request_context():
             self.pay_path = url_for("seckill.pay", orderSn="")  # the order number goes last
-        self.statuses = {code: f"{code} {HTTPStatus(code).phrase}" for code in (200, 403, 404, 409, 410, 429, 500)}
+            self.epochs = SessionEpochs(db.engine.url)
+        self.statuses = {
+            code: f"{code} {HTTPStatus(code).phrase}" for code in (200, 403, 404, 409, 410, 429, 500, 503)
+        }
+
+    def open_connections(self, count: int) -> None:
+        """Connect what ``count`` clicks at once need (the gate's Redis connections, the session
+        generations' database pool) before the first click: a burst then opens none."""
+        self.services.seckill.gate.open_connections(count)
+        self.epochs.open(count)
 
     def __call__(self, environ, start_response):
         match = CLICK.match(environ.get("PATH_INFO", ""))
-        if match is None or environ["REQUEST_METHOD"] != "GET" or not prefers_json(environ.get("HTTP_ACCEPT", "*/*")):
+        if (
+            match is None
+            or environ["REQUEST_METHOD"] != "GET"
+            or not prefers_json(environ.get("HTTP_ACCEPT", "*/*"))
+        ):
             return self.next(environ, start_response)
-        member_id = self._member_id(environ)
-        if member_id is None:
+        signed = self._signed(environ)
+        if signed is None:
             return self.next(environ, start_response)
-        headers = [("Content-Type", "application/json"), ("Vary", "Cookie")]
+        member_id, epoch = signed
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Vary", "Cookie"),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
         try:
-            self.services.bus.start()  # as Flask's first request does (the embedded worker)
-            result = self.services.seckill.click(member_id, int(match[1]), environ.get("REMOTE_ADDR") or "")
+            ended = self.epochs(member_id) != epoch
+            if not ended:
+                status, answer = self._click(environ, member_id, int(match[1]), headers)
         except Exception:
             self.app.logger.exception("click on %s by member %s failed", match[1], member_id)
-            status, answer = 500, FAILED
-        else:
-            if result.outcome is Outcome.RATE_LIMITED:
-                status, answer = 429, RATE_LIMITED
-                headers.append(("Retry-After", str(result.retry_after)))
-            else:
-                script_root = environ.get("SCRIPT_NAME", "").rstrip("/")
-                status, answer = click_answer(result, f"{script_root}{self.pay_path}".__add__)
+            METRICS.click("failed")
+            ended, status, answer = False, 500, FAILED
+        if ended:  # logged out or the password changed: Flask forgets the session and answers 401
+            return self.next(environ, start_response)
         body = (json.dumps(answer, separators=(",", ":")) + "\n").encode()
         headers.append(("Content-Length", str(len(body))))
         start_response(self.statuses[status], headers)
         return [body]
 
-    def _member_id(self, environ):
-        """The member of a valid session cookie, else None (Flask would see an empty session)."""
-        cookie = parse_cookie(environ).get(self.cookie_name)
+    def _click(self, environ, member_id, sku_id, headers):
+        """The view's answer to the signed-in member's click (``seckill.click``)."""
+        if not from_this_origin(environ, browser=False):
+            METRICS.click(NOT_SAME_ORIGIN["outcome"])
+            return 403, NOT_SAME_ORIGIN
+        self.services.bus.start()  # as Flask's first request does (the embedded worker)
+        result = self.services.seckill.click(member_id, sku_id, environ.get("REMOTE_ADDR") or "")
+        METRICS.click(result.outcome.value)  # in this process: no round trip
+        if result.outcome is Outcome.RATE_LIMITED:
+            headers.append(("Retry-After", str(result.retry_after)))
+            return 429, RATE_LIMITED
+        if result.retry_after is not None:  # the gate did not answer in time
+            headers.append(("Retry-After", str(result.retry_after)))
+        script_root = environ.get("SCRIPT_NAME", "").rstrip("/")
+        return click_answer(result, f"{script_root}{self.pay_path}".__add__)
+
+    def _signed(self, environ):
+        """(member, session generation) of a valid session cookie, else None (Flask would
+        see an empty session)."""
+        # The header is latin-1 on the wire; read it leniently, as Flask's request does.
+        raw = environ.get("HTTP_COOKIE", "").encode("latin-1", "replace").decode("utf-8", "replace")
+        cookie = parse_cookie(cookie=raw).get(self.cookie_name)
         if not self.serializer or not cookie:
             return None
+        verified = self._verified(cookie)
+        if verified is None or time.time() >= verified[2]:  # not valid, or past its max age since
+            return None
+        return verified[:2]
+
+    def _verify(self, cookie):
+        """(member, session generation, until when the cookie counts) of a valid session cookie
+        naming a member, else None; remembered (``VERIFIED_COOKIES``)."""
         try:
-            return self.serializer.loads(cookie, max_age=self.max_age).get("member_id")
+            session, signed_at = self.serializer.loads(cookie, max_age=self.max_age, return_timestamp=True)
         except BadSignature:
             return None
+        if MEMBER not in session:
+            return None
+        return session[MEMBER], session.get(EPOCH), signed_at.timestamp() + self.max_age

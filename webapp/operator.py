@@ -13,8 +13,20 @@ without OPERATOR_TOKEN) both doors answer 503.
 
 import hashlib
 import hmac
+from dataclasses import asdict, dataclass
 
-from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from ..adapters.sql import queries
 from ..core.errors import (
@@ -26,13 +38,20 @@ from ..core.errors import (
     RefundRefused,
     UnknownProvider,
 )
-from ..core.model import PaymentStatus
+from ..core.model import PaymentStatus, label
 from .context import services
+from .formatting import money
+from .redirects import local_path
+from .throttles import throttles, too_many_attempts
 
 pages = Blueprint("operator", __name__, url_prefix="/operator")
 api = Blueprint("operator_api", __name__, url_prefix="/api/operator")
 
 STATUSES = [status.name.lower() for status in PaymentStatus]
+#: The bill runs the page shows.
+BILL_RUNS_SHOWN = 60
+#: The one account of the operator page, as its login throttle counts it (one token for all).
+OPERATORS = "operators"
 
 
 def _token() -> str:
@@ -50,14 +69,22 @@ def _listing_args() -> dict:
     status = request.args.get("status") or None
     attention = request.args.get("attention") or None
     if status not in (None, *STATUSES) or attention not in (None, *queries.ATTENTION):
-        abort(400, description=f"status is one of {', '.join(STATUSES)}; attention one of "
-                               f"{', '.join(queries.ATTENTION)}")
+        abort(
+            400,
+            description=f"status is one of {', '.join(STATUSES)}; attention one of "
+            f"{', '.join(queries.ATTENTION)}",
+        )
     try:
         limit = min(max(int(request.args.get("limit", 50)), 1), 500)
     except ValueError:
         abort(400, description="limit is a number")
-    return {"status": status, "attention": attention, "order_sn": request.args.get("order_sn") or None,
-            "limit": limit}
+    return {
+        "status": status,
+        "attention": attention,
+        "order_sn": request.args.get("order_sn") or None,
+        "search": (request.args.get("q") or "").strip() or None,
+        "limit": limit,
+    }
 
 
 # the JSON API
@@ -81,7 +108,7 @@ def list_payments():
     return jsonify(payments=queries.payments(**_listing_args()))
 
 
-@api.get("/payments/<int:payment_id>")
+@api.get("/payments/<id:payment_id>")
 def show_payment(payment_id):
     view = queries.payment(payment_id)
     if view is None:
@@ -89,7 +116,29 @@ def show_payment(payment_id):
     return jsonify(view)
 
 
-@api.post("/payments/<int:payment_id>/refunds")
+@api.get("/bills")
+def list_bill_runs():
+    """The runs over the providers' daily bills, newest first (?limit=, at most 500)."""
+    try:
+        limit = min(max(int(request.args.get("limit", BILL_RUNS_SHOWN)), 1), 500)
+    except ValueError:
+        abort(400, description="limit is a number")
+    return jsonify(bill_runs=[bill_run_view(run) for run in services().bills.runs(limit)])
+
+
+def bill_run_view(run) -> dict:
+    """A bill run as the API shows it: dates as ISO text, differences as a list."""
+    view = asdict(run)
+    view.update(
+        bill_date=run.bill_date.isoformat(),
+        started_at=run.started_at.isoformat(),
+        finished_at=run.finished_at.isoformat(),
+        differences=list(run.differences),
+    )
+    return view
+
+
+@api.post("/payments/<id:payment_id>/refunds")
 def refund(payment_id):
     """Refund ``{"amount": "12.30", "out_request_no": "R-1"}`` of the payment (the same
     out_request_no again is the same refund): 200 with the refund and the payment; 202 while
@@ -98,22 +147,50 @@ def refund(payment_id):
     if not isinstance(body, dict) or not body.get("out_request_no") or "amount" not in body:
         return _error(400, "bad_request", 'send JSON {"amount": "12.30", "out_request_no": "R-1"}')
     if isinstance(body["amount"], float):
-        return _error(400, "invalid_amount", "send the amount as a string of yuan, e.g. \"12.30\"")
+        return _error(400, "invalid_amount", 'send the amount as a string of yuan, e.g. "12.30"')
+    outcome = refund_through_service(payment_id, body["amount"], body["out_request_no"])
+    if outcome.status == 202:
+        return _refund_answer(
+            202, payment_id, outcome.out_request_no, error=outcome.error, message=outcome.message
+        )
+    if outcome.error:
+        return _error(outcome.status, outcome.error, outcome.message)
+    return _refund_answer(200, payment_id, outcome.out_request_no)
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    """What asking for a refund came to, for both doors: the HTTP status, the error's code (None
+    when done) and a message."""
+
+    status: int
+    error: str | None
+    message: str
+    out_request_no: str = ""
+
+
+def refund_through_service(payment_id: int, amount, out_request_no: str) -> RefundOutcome:
+    """Refund through the refund service, as the CLI does; every refusal as a RefundOutcome."""
     try:
-        done = services().refunds.refund(payment_id, body["amount"], body["out_request_no"])
+        done = services().refunds.refund(payment_id, amount, out_request_no)
     except PaymentNotFound as error:
-        return _error(404, "not_found", str(error))
+        return RefundOutcome(404, "not_found", str(error))
     except InvalidAmount as error:
-        return _error(400, "invalid_amount", str(error))
+        return RefundOutcome(400, "invalid_amount", str(error))
     except RefundRefused as error:
-        return _error(400 if error.reason == "bad_request_no" else 409, error.reason, str(error))
+        return RefundOutcome(400 if error.reason == "bad_request_no" else 409, error.reason, str(error))
     except RefundPending as error:
-        return _refund_answer(202, payment_id, error.refund.out_request_no, error="refund_pending", message=str(error))
+        return RefundOutcome(202, "refund_pending", str(error), error.refund.out_request_no)
     except RefundFailed as error:
-        return _error(409, "refund_failed", str(error))
+        return RefundOutcome(409, "refund_failed", str(error))
     except (NotSupported, UnknownProvider) as error:
-        return _error(409, "not_supported", str(error))
-    return _refund_answer(200, payment_id, done.out_request_no)
+        return RefundOutcome(409, "not_supported", str(error))
+    return RefundOutcome(
+        200,
+        None,
+        f"refund {done.out_request_no}: {money(done.amount)} {label(done.status)}",
+        done.out_request_no,
+    )
 
 
 def _refund_answer(status, payment_id, out_request_no, **extra):
@@ -159,11 +236,19 @@ def operators_only():
 def login():
     error = None
     if request.method == "POST":
+        target = local_path(
+            request.args.get("next"), under=pages.url_prefix
+        )  # a bad one: 400, before anything
         token = _token()
+        throttle, address = throttles().login, request.remote_addr or ""
+        wait = throttle.attempt("operator", OPERATORS, address)
+        if wait is not None:
+            return too_many_attempts(wait, "operator_login.html")
         if hmac.compare_digest(request.form.get("token", "").strip().encode(), token.encode()):
+            throttle.succeeded("operator", OPERATORS)
             session["operator"] = _digest(token)
-            target = request.args.get("next", "")
-            return redirect(target if target.startswith("/operator") else url_for("operator.payments"))
+            return redirect(target or url_for("operator.payments"))
+        throttle.failed("operator", address)
         error = "令牌不对 / wrong token"
     return render_template("operator_login.html", error=error), 401 if error else 200
 
@@ -181,14 +266,69 @@ def home():
 
 @pages.get("/payments")
 def payments():
+    """Payments to work on: the flagged first, then those owed back; searched by order number,
+    out_trade_no or trade_no, filtered by status and attention."""
     args = _listing_args()
-    return render_template("operator_payments.html", payments=queries.payments(**args), args=args,
-                           statuses=STATUSES, attention=list(queries.ATTENTION))
+    return render_template(
+        "operator_payments.html",
+        payments=queries.payments(**args, attention_first=True),
+        args=args,
+        statuses=STATUSES,
+        attention=list(queries.ATTENTION),
+    )
 
 
-@pages.get("/payments/<int:payment_id>")
+@pages.get("/payments/<id:payment_id>")
 def payment(payment_id):
+    """A payment's whole story: what the provider said, its refunds, the order's other payments
+    and its fulfilment; the forms to refund it and to clear its flag."""
     view = queries.payment(payment_id)
     if view is None:
         abort(404, description=str(PaymentNotFound(payment_id)))
-    return render_template("operator_payment.html", p=view)
+    trace = queries.trace_of(view["order_sn"])
+    return render_template(
+        "operator_payment.html",
+        p=view,
+        trace=trace,
+        **queries.fulfilment_of(view["order_sn"], trace),
+        refund_key=f"OP-{view['id']}-{len(view['refunds']) + 1}",
+    )
+
+
+@pages.post("/payments/<id:payment_id>/refunds")
+def refund_page(payment_id):
+    """The refund form: the same service as the API and the CLI; back to the payment with what happened."""
+    outcome = refund_through_service(
+        payment_id, request.form.get("amount", "").strip(), request.form.get("out_request_no", "").strip()
+    )
+    if outcome.status == 404:
+        abort(404, description=outcome.message)
+    category = "done" if outcome.error is None else "pending" if outcome.status == 202 else "refused"
+    flash(
+        outcome.message if outcome.status != 202 else f"{outcome.message} — submit the same form again",
+        category,
+    )
+    return redirect(url_for("operator.payment", payment_id=payment_id), code=303)
+
+
+@pages.get("/bills")
+def bill_runs():
+    """The runs over the providers' daily bills: what each read, repaired and found different."""
+    lifecycle = services().lifecycle_settings
+    return render_template(
+        "operator_bills.html",
+        runs=services().bills.runs(BILL_RUNS_SHOWN),
+        bills_fetch=lifecycle.bills_fetch,
+        bills_fetch_hour=lifecycle.bills_fetch_hour,
+    )
+
+
+@pages.post("/payments/<id:payment_id>/clear-flag")
+def clear_flag_page(payment_id):
+    """An operator handled what the payment was flagged for."""
+    try:
+        services().payments.clear_flag(payment_id)
+    except PaymentNotFound as error:
+        abort(404, description=str(error))
+    flash(f"payment #{payment_id}: flag cleared", "done")
+    return redirect(url_for("operator.payment", payment_id=payment_id), code=303)

@@ -8,9 +8,12 @@ from flask import current_app
 from flask.cli import with_appcontext
 from werkzeug.serving import run_simple
 
-from ..plugins import signing
+from ..plugins import rsa2
 from ..plugins.alipay.config import GatewayConfig, is_configured
 from ..plugins.alipay.gateway import GatewayApp
+from ..plugins.alipay.sandbox_certificates import ALIPAY_FILE, APP_FILE, ROOT_FILE
+from .formatting import shop_time
+from .operator_cli import nothing_matched
 
 
 def _payments():
@@ -28,13 +31,18 @@ def notifications():
 @with_appcontext
 def list_notifications(provider, limit):
     """The latest notifications, newest first (with what providers answered our queries)."""
-    for r in _payments().notifications(limit, provider):
+    found = _payments().notifications(limit, provider)
+    if not found:
+        click.echo(nothing_matched("notification", provider=provider))
+    for r in found:
         signature = "signed" if r.verified else "BAD-SIG"
         answer = "success" if r.accepted else "failure"
         replay = f" replay-of #{r.replay_of}" if r.replay_of else ""
         source = "" if r.source == "notify" else f" ({r.source})"
-        click.echo(f"#{r.id} {r.received_at:%Y-%m-%d %H:%M:%S} {r.provider}{source} {r.out_trade_no or '-'} "
-                   f"notify_id={r.notify_id or '-'} {signature} {answer} {r.outcome}{replay}")
+        click.echo(
+            f"#{r.id} {shop_time(r.received_at)} {r.provider}{source} {r.out_trade_no or '-'} "
+            f"notify_id={r.notify_id or '-'} {signature} {answer} {r.outcome}{replay}"
+        )
 
 
 @notifications.command("show")
@@ -45,11 +53,29 @@ def show_notification(record_id):
     record = _payments().notification(record_id)
     if record is None:
         raise click.ClickException(f"no notification #{record_id}")
-    for name in ("id", "provider", "source", "received_at", "notify_id", "out_trade_no", "verified", "accepted",
-                 "outcome", "detail", "replay_of"):
+    for name in (
+        "id",
+        "provider",
+        "source",
+        "received_at",
+        "notify_id",
+        "out_trade_no",
+        "verified",
+        "accepted",
+        "outcome",
+        "detail",
+        "replay_of",
+    ):
         click.echo(f"{name}: {getattr(record, name)}")
+    if record.headers is not None:  # the signed headers kept with the body (WeChat Pay's)
+        click.echo("headers: " + record.headers)
     click.echo("raw: " + record.raw)
-    fields = dict(parse_qsl(record.raw, keep_blank_values=True))
+    try:
+        fields = json.loads(record.raw)  # a JSON body (WeChat Pay's)
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict):
+        fields = dict(parse_qsl(record.raw, keep_blank_values=True))  # a form (Alipay's, mockpay's)
     click.echo(json.dumps(fields, ensure_ascii=False, indent=2, sort_keys=True))
 
 
@@ -63,7 +89,10 @@ def replay_notification(record_id):
     except LookupError as error:
         raise click.ClickException(str(error)) from None
     current_app.extensions["gmall"].bus.join()
-    click.echo(f"#{result.record_id}: {result.outcome} -> {result.body}" + (f" ({result.detail})" if result.detail else ""))
+    click.echo(
+        f"#{result.record_id}: {result.outcome} -> {result.body}"
+        + (f" ({result.detail})" if result.detail else "")
+    )
 
 
 @click.command("alipay-sandbox")
@@ -80,8 +109,17 @@ def alipay_sandbox(host, port):
     click.echo(f"  GMALL_ALIPAY_GATEWAY_URL={url}")
     click.echo(f"  GMALL_ALIPAY_APP_ID={config.app_id}")
     click.echo(f"  GMALL_ALIPAY_SELLER_ID={config.seller_id}")
-    click.echo(f"  GMALL_ALIPAY_PUBLIC_KEY={signing.public_key_base64(config.private_key.public_key())}")
-    if not is_configured(settings) and not settings.get("ALIPAY_SANDBOX_MERCHANT_PUBLIC_KEY") \
-            and not settings.get("ALIPAY_SANDBOX_MERCHANT_PUBLIC_KEY_FILE"):
-        click.echo(f"  GMALL_ALIPAY_APP_PRIVATE_KEY_FILE={settings['INSTANCE_PATH']}/alipay/merchant_private.pem")
+    if config.certificates is None:
+        click.echo(f"  GMALL_ALIPAY_PUBLIC_KEY={rsa2.public_key_base64(config.private_key.public_key())}")
+    else:  # certificate mode: the files it generated, in place of its public key
+        for setting, filename in (("APP", APP_FILE), ("PUBLIC", ALIPAY_FILE), ("ROOT", ROOT_FILE)):
+            click.echo(f"  GMALL_ALIPAY_{setting}_CERT_FILE={settings['INSTANCE_PATH']}/alipay/{filename}")
+    if (
+        not is_configured(settings)
+        and not settings.get("ALIPAY_SANDBOX_MERCHANT_PUBLIC_KEY")
+        and not settings.get("ALIPAY_SANDBOX_MERCHANT_PUBLIC_KEY_FILE")
+    ):
+        click.echo(
+            f"  GMALL_ALIPAY_APP_PRIVATE_KEY_FILE={settings['INSTANCE_PATH']}/alipay/merchant_private.pem"
+        )
     run_simple(host, port, GatewayApp(config), threaded=True)

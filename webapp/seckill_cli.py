@@ -38,12 +38,26 @@ def create(sku_id, title, price, units, start, end):
 
 
 @seckill.command("list")
-@click.option("--days", type=float, default=7, show_default=True, help="sales open now or starting within this")
+@click.option(
+    "--days", type=float, default=7, show_default=True, help="sales open now or starting within this"
+)
 @with_appcontext
 def list_sales(days):
-    """Sales open now or starting soon, with the units left in the gate ('-': not loaded)."""
-    for sale, units in _services().seckill.showcase(timedelta(days=days)):
-        click.echo(f"{_describe(sale)}, left {'-' if units is None else units}")
+    """Sales open now or starting soon, with the units left in the gate ('-': not loaded yet)."""
+    services = _services()
+    sales = services.seckill.showcase(timedelta(days=days))
+    for sale, units in sales:
+        if services.bus.in_process:  # this process's gate is not the one that counts
+            left = "left: counted in the web server's process (the embedded gate, no GMALL_REDIS_URL): see /seckill"
+        else:
+            left = (
+                f"left {units}"
+                if units is not None
+                else "left - (not loaded into Redis yet: seckill preheat)"
+            )
+        click.echo(f"{_describe(sale)}, {left}")
+    if not sales:
+        click.echo(f"no sale open or starting within {days:g} days")
 
 
 @seckill.command("preheat")
@@ -53,8 +67,10 @@ def preheat(sale_id):
     """Load a sale's units into Redis now (once; again does nothing)."""
     services = _services()
     if services.bus.in_process:
-        raise click.UsageError("GMALL_REDIS_URL is not set: the embedded shop preheats its sales itself, in its own "
-                               "process, when it starts")
+        raise click.UsageError(
+            "GMALL_REDIS_URL is not set: the embedded shop preheats its sales itself, in its own "
+            "process, when it starts"
+        )
     sale = services.seckill.sales.get(sale_id)
     if sale is None:
         raise click.UsageError(f"no sale {sale_id}")
@@ -69,5 +85,7 @@ def preheat(sale_id):
 
 
 def _describe(sale) -> str:
-    return (f"sale {sale.id}: SKU {sale.sku_id} {sale.title} ¥{sale.price} × {sale.units}, "
-            f"{sale.start:%Y-%m-%d %H:%M:%S} .. {sale.end:%Y-%m-%d %H:%M:%S}")
+    return (
+        f"sale {sale.id}: SKU {sale.sku_id} {sale.title} ¥{sale.price} × {sale.units}, "
+        f"{sale.start:%Y-%m-%d %H:%M:%S} .. {sale.end:%Y-%m-%d %H:%M:%S}"
+    )

@@ -1,7 +1,7 @@
 """The step actors and the bus that sends events to them.
 
-One actor per step an event triggers (``core.fulfilment.STEPS_BY_EVENT`` and the flash
-sale's give-back), named after it and taking the order number, a plain JSON string. Each
+One actor per step an event triggers (the routing table, ``core.events.STEPS_BY_EVENT``),
+named after it and taking the order number, a plain JSON string. Each
 runs the core's idempotent step (fulfilment, the automatic refund, taking points back,
 closing trades, giving a flash-sale unit back), so a message delivered twice, or out of
 order, takes effect once; a step that arrives before what it depends on (``StepNotReady``)
@@ -20,9 +20,12 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import join_queue
 from dramatiq.middleware import CurrentMessage, Interrupt
 
+from ...core import logfields
 from ...core.errors import OrderNotFound, PaymentNotFound, StepNotReady
+from ...core.events import ALL_STEPS, STEPS_BY_EVENT
 from ...core.fulfilment import DEAD, FAILED
 from ...ports.messaging import MessageBus
+from ..metrics import METRICS
 from .broker import QUEUE, BrokerSettings, describe
 
 log = logging.getLogger(__name__)
@@ -36,11 +39,16 @@ class StepRunner:
 
     ``steps`` maps each step's name to the service method that runs it on an order number.
     Done and skipped steps are traced by the services; a failed attempt and a dead-lettered
-    message are traced here, in a transaction of their own.
+    message are traced here, in a transaction of their own. Every run is timed
+    (``gmall_step_seconds``, by step and outcome: done, skipped, not_ready, failed).
     """
 
-    def __init__(self, steps: Mapping[str, Callable[[str], bool]], uow: Callable,
-                 context: Callable = contextlib.nullcontext):
+    def __init__(
+        self,
+        steps: Mapping[str, Callable[[str], bool]],
+        uow: Callable,
+        context: Callable = contextlib.nullcontext,
+    ):
         self.steps = steps
         self.uow = uow
         self.context = context
@@ -49,12 +57,20 @@ class StepRunner:
         """Run ``step`` of ``order_sn``; True if it changed something. Failures are traced, then raised."""
         if step not in self.steps:
             raise ValueError(f"unknown step {step!r}")
+        started = time.perf_counter()
         try:
-            with self.context():
-                return self.steps[step](order_sn)
+            with self.context(), logfields.bound(order_sn=order_sn, step=step):
+                changed = self.steps[step](order_sn)
         except (Exception, Interrupt) as error:  # Interrupt: the time limit, a shutdown
+            METRICS.step(
+                step,
+                "not_ready" if isinstance(error, StepNotReady) else "failed",
+                time.perf_counter() - started,
+            )
             self.record(order_sn, step, FAILED, f"attempt {_attempt()}: {describe(error)}")
             raise
+        METRICS.step(step, "done" if changed else "skipped", time.perf_counter() - started)
+        return changed
 
     def dead(self, step: str, order_sn: str, attempts: int, error: BaseException | None) -> None:
         """The last attempt failed and the message was dead-lettered: the order is stuck."""
@@ -77,7 +93,11 @@ def _attempt() -> int:
 
 
 def declare_actors(broker: Broker, runner: StepRunner, settings: BrokerSettings) -> dict[str, dramatiq.Actor]:
-    """Declare one actor per step of ``runner`` on ``broker`` (never on Dramatiq's global broker)."""
+    """Declare one actor per step of the routing table on ``broker`` (never on Dramatiq's global
+    broker), each running its step through ``runner``, which must run every one."""
+    missing = set(ALL_STEPS) - set(runner.steps)
+    if missing:
+        raise ValueError(f"no service runs the steps {sorted(missing)}")
     return {
         step: dramatiq.actor(
             _actor_function(runner, step),
@@ -90,7 +110,7 @@ def declare_actors(broker: Broker, runner: StepRunner, settings: BrokerSettings)
             time_limit=int(settings.time_limit_seconds * 1000),
             throws=PERMANENT_ERRORS,
         )
-        for step in runner.steps
+        for step in ALL_STEPS
     }
 
 
@@ -106,14 +126,19 @@ def _actor_function(runner: StepRunner, step: str):
 
 
 class DramatiqBus(MessageBus):
-    """Publishes an event as one message per step ``routes`` says it triggers.
+    """Publishes an event as one message per step ``routes`` (the routing table) says it triggers.
 
     On the embedded default (a StubBroker) it also owns the in-process worker, started
     by ``start()`` (the app calls it on its first request) or by the first publish.
     """
 
-    def __init__(self, broker: Broker, actors: Mapping[str, dramatiq.Actor],
-                 routes: Mapping[str, Sequence[str]], threads: int = 4):
+    def __init__(
+        self,
+        broker: Broker,
+        actors: Mapping[str, dramatiq.Actor],
+        routes: Mapping[str, Sequence[str]] = STEPS_BY_EVENT,
+        threads: int = 4,
+    ):
         self.broker = broker
         self.actors = actors
         self.routes = routes
@@ -153,7 +178,9 @@ class DramatiqBus(MessageBus):
         expire (half an hour), which the worker's own ``join`` would wait for.
         """
         if not self.in_process:
-            raise RuntimeError("join() waits for the in-process worker; Redis messages go to `dramatiq` workers")
+            raise RuntimeError(
+                "join() waits for the in-process worker; Redis messages go to `dramatiq` workers"
+            )
         if self.worker is None:
             return
         deadline = time.monotonic() + timeout

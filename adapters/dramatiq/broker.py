@@ -2,7 +2,9 @@
 
 ``REDIS_URL`` set: a Redis broker, for ``dramatiq`` worker processes. Unset (the embedded
 default): a StubBroker, which the bus pairs with an in-process worker, so the same actors
-run in both.
+run in both. The broker's Redis is REDIS_URL's, or BROKER_REDIS_URL's, or the primary the
+Sentinels of BROKER_SENTINELS name (found again after a failover): Dramatiq's Redis broker
+cannot use a Redis Cluster, which the gate can.
 """
 
 import logging
@@ -16,8 +18,10 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.errors import ConnectionFailed
 from dramatiq.middleware import CurrentMessage, Retries, ShutdownNotifications, TimeLimit
+from redis.sentinel import Sentinel
 
-from ..config import numbers
+from ...ports.settings import from_settings, setting
+from ..redis import is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -29,37 +33,70 @@ QUEUE = "fulfilment"
 class BrokerSettings:
     """What the broker and the actors read from the application settings."""
 
-    redis_url: str = ""
-    namespace: str = "gmall"
-    max_retries: int = 8
-    min_backoff_seconds: float = 1.0
-    max_backoff_seconds: float = 300.0
-    time_limit_seconds: float = 30.0
-    sweep_seconds: float = 30.0
-    redeliver_seconds: float = 300.0
-    heartbeat_timeout_seconds: float = 60.0
-    maintenance_chance: int = 1000
-    threads: int = 4
+    #: Dramatiq's broker, the flash sale's gate and latches, the rate limits; empty: in process.
+    redis_url: str = setting("REDIS_URL", "")
+    namespace: str = setting("REDIS_NAMESPACE", "gmall")
+    max_retries: int = setting("STEP_MAX_RETRIES", 8)
+    min_backoff_seconds: float = setting("STEP_MIN_BACKOFF_SECONDS", 1.0)
+    max_backoff_seconds: float = setting("STEP_MAX_BACKOFF_SECONDS", 300.0, positive=True)
+    time_limit_seconds: float = setting("STEP_TIME_LIMIT_SECONDS", 30.0, positive=True)
+    #: Every sweep_seconds each worker sends what the outbox still holds, and again what was
+    #: sent redeliver_seconds ago but whose steps never finished.
+    sweep_seconds: float = setting("OUTBOX_SWEEP_SECONDS", 30.0, positive=True)
+    redeliver_seconds: float = setting("OUTBOX_REDELIVER_SECONDS", 300.0, positive=True)
+    #: A worker process silent this long is dead; with maintenance on every call (Dramatiq's
+    #: default is 1 in 1,000), the next fetch from a queue gives its unacknowledged messages back.
+    heartbeat_timeout_seconds: float = setting("REDIS_HEARTBEAT_TIMEOUT_SECONDS", 60.0, positive=True)
+    maintenance_chance: int = setting("REDIS_MAINTENANCE_CHANCE", 1_000_000)
+    threads: int = setting("INPROCESS_WORKER_THREADS", 4, positive=True)
+    #: Each worker process beats into Redis this often; ``gmall-payment status`` reads the beats.
+    worker_heartbeat_seconds: float = setting("WORKER_HEARTBEAT_SECONDS", 5.0, positive=True)
+    #: The broker's own Redis; empty: REDIS_URL's.
+    broker_redis_url: str = setting("BROKER_REDIS_URL", "")
+    #: "host:port,host:port" of the Sentinels that watch the broker's Redis primary; empty: a URL's.
+    sentinels: str = setting("BROKER_SENTINELS", "")
+    sentinel_service: str = setting("BROKER_SENTINEL_SERVICE", "gmall")
 
     @classmethod
     def from_settings(cls, settings: Mapping) -> "BrokerSettings":
-        default = cls()
-        values = {
-            "redis_url": str(settings.get("REDIS_URL") or ""),
-            "namespace": str(settings.get("REDIS_NAMESPACE") or default.namespace),
-        }
-        values.update(numbers(settings, default, (
-            ("max_retries", "STEP_MAX_RETRIES", int, True),
-            ("min_backoff_seconds", "STEP_MIN_BACKOFF_SECONDS", float, True),
-            ("max_backoff_seconds", "STEP_MAX_BACKOFF_SECONDS", float, False),
-            ("time_limit_seconds", "STEP_TIME_LIMIT_SECONDS", float, False),
-            ("sweep_seconds", "OUTBOX_SWEEP_SECONDS", float, False),
-            ("redeliver_seconds", "OUTBOX_REDELIVER_SECONDS", float, False),
-            ("heartbeat_timeout_seconds", "REDIS_HEARTBEAT_TIMEOUT_SECONDS", float, False),
-            ("maintenance_chance", "REDIS_MAINTENANCE_CHANCE", int, True),
-            ("threads", "INPROCESS_WORKER_THREADS", int, False),
-        )))
-        return cls(**values)
+        config = from_settings(cls, settings)
+        for key, value in (
+            ("BROKER_SENTINELS", config.sentinels),
+            ("BROKER_REDIS_URL", config.broker_redis_url),
+        ):
+            if value and not config.redis_url:
+                raise ValueError(f"{key} needs REDIS_URL too (the flash sale's gate and the rate limits)")
+        config.sentinel_addresses  # noqa: B018 - a malformed list stops the start here, naming the setting
+        if is_cluster(config.broker_redis_url) or (
+            is_cluster(config.redis_url) and not (config.broker_redis_url or config.sentinels)
+        ):
+            raise ValueError(
+                "Dramatiq's broker cannot use a Redis Cluster: with REDIS_URL on a cluster, set "
+                "BROKER_REDIS_URL to a Redis server, or BROKER_SENTINELS"
+            )
+        return config
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        addresses = []
+        for item in filter(None, (part.strip() for part in self.sentinels.split(","))):
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"BROKER_SENTINELS: {item!r} is not host:port")
+            addresses.append((host.strip("[]"), int(port)))
+        return addresses
+
+
+def broker_redis(settings: BrokerSettings, **options) -> redis.Redis:
+    """A client of the broker's Redis with ``options``: the primary the sentinels name, else REDIS_URL's.
+
+    Through Sentinel the pool asks the sentinels for the primary on every new connection, and a
+    connection to a demoted primary fails (READONLY), so a failover needs no restart."""
+    if not settings.sentinels:
+        return redis.Redis.from_url(settings.broker_redis_url or settings.redis_url, **options)
+    timeouts = {key: options[key] for key in ("socket_timeout", "socket_connect_timeout") if key in options}
+    sentinel = Sentinel(settings.sentinel_addresses, sentinel_kwargs=timeouts, **timeouts)
+    return sentinel.master_for(settings.sentinel_service, **options)
 
 
 def make_broker(settings: BrokerSettings, middleware: list[Middleware]) -> Broker:
@@ -81,7 +118,7 @@ def make_broker(settings: BrokerSettings, middleware: list[Middleware]) -> Broke
     ]
     if not settings.redis_url:
         return StubBroker(middleware=stack, fail_fast_default=False)
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
+    client = broker_redis(settings, socket_connect_timeout=5, socket_timeout=10)
     return RedisBroker(
         client=client,
         namespace=settings.namespace,
@@ -91,16 +128,24 @@ def make_broker(settings: BrokerSettings, middleware: list[Middleware]) -> Broke
     )
 
 
-def ensure_reachable(redis_url: str) -> None:
-    """Raise dramatiq's ConnectionFailed, with what to do, when Redis does not answer."""
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3)
+def ensure_reachable(settings: BrokerSettings) -> None:
+    """Raise dramatiq's ConnectionFailed, with what to do, when the broker's Redis does not answer."""
+    client = broker_redis(settings, socket_connect_timeout=3, socket_timeout=3)
     try:
         client.ping()
     except redis.RedisError as error:
-        where = redis.connection.parse_url(redis_url)
+        if settings.sentinels:
+            where, setting_name = (
+                f"the primary {settings.sentinel_service!r} of {settings.sentinels}",
+                "BROKER_SENTINELS",
+            )
+        else:
+            setting_name = "BROKER_REDIS_URL" if settings.broker_redis_url else "REDIS_URL"
+            url = redis.connection.parse_url(settings.broker_redis_url or settings.redis_url)
+            where = f"{url.get('host', '?')}:{url.get('port', 6379)}"
         raise ConnectionFailed(
-            f"Redis at {where.get('host', '?')}:{where.get('port', 6379)} (GMALL_REDIS_URL) is unreachable: "
-            f"{error}. Start Redis there or point GMALL_REDIS_URL at a running one."
+            f"Redis at {where} (GMALL_{setting_name}) is unreachable: "
+            f"{error}. Start Redis there or point GMALL_{setting_name} at a running one."
         ) from None
     finally:
         client.close()
@@ -117,8 +162,12 @@ class DeadLetters(Middleware):
     and expiry, which the next tick or sweep redoes) are left to Dramatiq's own log.
     """
 
-    def __init__(self, on_dead: Callable[[str, str, int, BaseException | None], None],
-                 throws: tuple[type[BaseException], ...] = (), steps: Collection[str] = ()):
+    def __init__(
+        self,
+        on_dead: Callable[[str, str, int, BaseException | None], None],
+        throws: tuple[type[BaseException], ...] = (),
+        steps: Collection[str] = (),
+    ):
         self.on_dead = on_dead
         self.throws = throws
         self.steps = steps
@@ -133,7 +182,13 @@ class DeadLetters(Middleware):
         log.error(
             "DEAD-LETTERED %s(order_sn=%s) after %d attempts: %s; the order is stuck until replayed with: "
             "gmall-payment replay %s %s",
-            message.actor_name, order_sn, attempts, describe(error), message.actor_name, order_sn,
+            message.actor_name,
+            order_sn,
+            attempts,
+            describe(error),
+            message.actor_name,
+            order_sn,
+            extra={"order_sn": order_sn, "step": message.actor_name, "message_id": message.message_id},
         )
         self.on_dead(message.actor_name, order_sn, attempts, error)
 
@@ -153,8 +208,10 @@ class Periodic(Middleware):
 
     def after_worker_boot(self, broker, worker):
         self._stop.clear()
-        self._threads = [threading.Thread(target=self._run, args=(name, *spec), name=f"gmall-{name}",
-                                          daemon=True) for name, spec in self.jobs.items()]
+        self._threads = [
+            threading.Thread(target=self._run, args=(name, *spec), name=f"gmall-{name}", daemon=True)
+            for name, spec in self.jobs.items()
+        ]
         for thread in self._threads:
             thread.start()
 

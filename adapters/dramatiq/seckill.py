@@ -19,6 +19,7 @@ from dramatiq import Broker
 
 from ...ports.seckill import ExpiryScheduler
 from ...seckill.service import SeckillService
+from ..metrics import METRICS
 from .broker import BrokerSettings
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,14 @@ class SeckillTick:
             self.drain.send()
 
 
-def declare_seckill_actors(broker: Broker, service: SeckillService, expiry: DramatiqExpiry, tick: SeckillTick,
-                           settings: BrokerSettings, context: Callable = contextlib.nullcontext
-                           ) -> dict[str, dramatiq.Actor]:
+def declare_seckill_actors(
+    broker: Broker,
+    service: SeckillService,
+    expiry: DramatiqExpiry,
+    tick: SeckillTick,
+    settings: BrokerSettings,
+    context: Callable = contextlib.nullcontext,
+) -> dict[str, dramatiq.Actor]:
     """Declare the drain and expiry actors on ``broker``; hand them to ``tick`` and ``expiry``.
 
     A drain runs for at most half the actors' time limit: a longer backlog is left to the
@@ -69,7 +75,7 @@ def declare_seckill_actors(broker: Broker, service: SeckillService, expiry: Dram
 
     def drain_seckill() -> None:
         with context():
-            service.drain(_consumer(), budget)
+            METRICS.drained(service.drain(_consumer(), budget))
 
     def expire_seckill_orders(order_sns: list[str]) -> None:
         with context():

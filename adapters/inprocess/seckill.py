@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ...core.model import OrderStatus
+from ...core.model import DEAD_ORDER_STATUSES, OrderStatus
 from ...core.seckill import (
     UNLIMITED,
     Click,
@@ -35,6 +35,7 @@ class _Loaded:
     start: datetime
     end: datetime
     units: int
+    generation: int = 0
     buyers: dict = field(default_factory=dict)  # member_id -> order_sn
     waiting: dict = field(default_factory=dict)  # receipt -> Reservation, never handed out
     handed: dict = field(default_factory=dict)  # receipt -> (Reservation, handed out at)
@@ -55,17 +56,26 @@ class InProcessReservationGate(ReservationGate):
         self._lock = threading.Lock()
         self._skus: dict[int, _Loaded] = {}
         self._receipts = itertools.count(1)
-        self._clicks: dict[tuple, tuple[int, float]] = {}  # (sku, kind, who, seconds) -> (clicks, window ends)
+        self._clicks: dict[
+            tuple, tuple[int, float]
+        ] = {}  # (sku, kind, who, seconds) -> (clicks, window ends)
 
-    def preheat(self, sale, units):
+    def preheat(self, sale, units, buyers=None):
         with self._lock:
             loaded = self._skus.get(sale.sku_id)
-            if loaded is None:
-                self._skus[sale.sku_id] = _Loaded(sale.id, sale.start, sale.end, units)
+            if loaded is None or (loaded.sale_id == sale.id and loaded.generation != sale.generation):
+                self._skus[sale.sku_id] = _Loaded(
+                    sale.id, sale.start, sale.end, units, sale.generation, dict(buyers or {})
+                )
                 return True
         if loaded.sale_id != sale.id:
             raise InvalidSale(f"SKU {sale.sku_id} holds sale {loaded.sale_id}: unload it first")
         return False
+
+    def generation(self, sku_id, sale_id):
+        with self._lock:
+            loaded = self._skus.get(sku_id)
+            return loaded.generation if loaded is not None and loaded.sale_id == sale_id else None
 
     def unload(self, sku_id, sale_id):
         with self._lock:
@@ -77,6 +87,9 @@ class InProcessReservationGate(ReservationGate):
 
     def reserve(self, sku_id, member_id, order_sn, now, ip):
         with self._lock:
+            loaded = self._skus.get(sku_id)
+            if loaded is not None and loaded.buyers.get(member_id) == order_sn:  # the same click again
+                return Click(Outcome.RESERVED, order_sn)
             wait = self._count_click(sku_id, member_id, ip)
             if wait:
                 return Click.rate_limited(wait)
@@ -92,7 +105,9 @@ class InProcessReservationGate(ReservationGate):
             if loaded.units <= 0:
                 return Click(Outcome.SOLD_OUT)
             receipt = str(next(self._receipts))
-            loaded.waiting[receipt] = Reservation(order_sn, member_id, sku_id, loaded.sale_id, now, receipt)
+            loaded.waiting[receipt] = Reservation(
+                order_sn, member_id, sku_id, loaded.sale_id, now, receipt, generation=loaded.generation
+            )
             loaded.buyers[member_id] = order_sn
             loaded.units -= 1
             return Click(Outcome.RESERVED, order_sn)
@@ -115,14 +130,19 @@ class InProcessReservationGate(ReservationGate):
                     wait = max(wait, ends - now)
         return wait
 
-    def give_back(self, sku_id, member_id, order_sn):
+    def give_back(self, sku_id, member_id, order_sn, unit=True):
         with self._lock:
             loaded = self._skus.get(sku_id)
             if loaded is None or loaded.buyers.get(member_id) != order_sn:
                 return False
             del loaded.buyers[member_id]
-            loaded.units += 1
+            loaded.units += unit
             return True
+
+    def held(self, sku_id, member_id):
+        with self._lock:
+            loaded = self._skus.get(sku_id)
+            return None if loaded is None else loaded.buyers.get(member_id)
 
     def take(self, sku_id, consumer, count, claim_after):
         with self._lock:
@@ -131,8 +151,10 @@ class InProcessReservationGate(ReservationGate):
                 return []
             now = self._clock()
             stale = [receipt for receipt, (_, at) in loaded.handed.items() if now - at >= claim_after]
-            taken = [replace(loaded.handed[receipt][0], deliveries=loaded.handed[receipt][0].deliveries + 1)
-                     for receipt in sorted(stale, key=int)[:count]]
+            taken = [
+                replace(loaded.handed[receipt][0], deliveries=loaded.handed[receipt][0].deliveries + 1)
+                for receipt in sorted(stale, key=int)[:count]
+            ]
             while len(taken) < count and loaded.waiting:
                 taken.append(loaded.waiting.pop(next(iter(loaded.waiting))))
             for reservation in taken:
@@ -175,12 +197,14 @@ class InProcessLatch(Latch):
 class InMemorySales(SaleStore):
     def __init__(self, db: InMemoryDatabase):
         self.db = db
-        self._sales: dict[int, Sale] = {}
+        self._sales: dict[int, Sale] = db.tables.seckill_sales
 
     def add(self, sale):
         with self.db.lock:
             if sale.sku_id not in self.db.tables.skus:
-                raise InvalidSale(f"SKU {sale.sku_id} has no stock row (wms_ware_sku): its orders could not lock a unit")
+                raise InvalidSale(
+                    f"SKU {sale.sku_id} has no stock row (wms_ware_sku): its orders could not lock a unit"
+                )
             stored = replace(sale, id=self.db.next_id())
             self._sales[stored.id] = stored
             return stored
@@ -191,16 +215,14 @@ class InMemorySales(SaleStore):
 
     def overlapping(self, start, end):
         with self.db.lock:
-            return sorted((s for s in self._sales.values() if s.start < end and start < s.end), key=lambda s: s.start)
-
-
-#: Order statuses in which an order no longer holds its unit.
-_CLOSED = (OrderStatus.CLOSED, OrderStatus.INVALID)
+            return sorted(
+                (s for s in self._sales.values() if s.start < end and start < s.end), key=lambda s: s.start
+            )
 
 
 def _bare(reservation: Reservation) -> Reservation:
     """The reservation as a store keeps it: without the gate's delivery details."""
-    return replace(reservation, receipt="", deliveries=1)
+    return replace(reservation, receipt="", deliveries=1, generation=0)
 
 
 @dataclass
@@ -235,51 +257,94 @@ class InMemorySeckillOrders(SeckillOrders):
                     results[reservation.order_sn] = Creation.EXISTS
                 elif key in self._holding:
                     results[reservation.order_sn] = Creation.CONFLICT
+                elif not self._sell(reservation):
+                    results[reservation.order_sn] = Creation.REFUSED
                 else:
                     self.db.add_order(order, [(item.sku_id, item.quantity) for item in order.items])
-                    self._links[order.order_sn] = _Link(_bare(reservation), SeckillOrderStatus.CREATED,
-                                                        seckill_order.expires_at)
+                    self._links[order.order_sn] = _Link(
+                        _bare(reservation), SeckillOrderStatus.CREATED, seckill_order.expires_at
+                    )
                     self._holding[key] = order.order_sn
                     results[order.order_sn] = Creation.CREATED
             return results
 
-    def abandon(self, reservation):
+    def _sell(self, reservation: Reservation) -> bool:
+        """Take a unit of the reservation's sale, as the SQL store's guard does."""
+        sale = self.db.tables.seckill_sales.get(reservation.sale_id)
+        sold = self.db.tables.seckill_sold.get(reservation.sale_id, 0)
+        if sale is None or sale.generation != reservation.generation or sold >= sale.units:
+            return False
+        self.db.tables.seckill_sold[reservation.sale_id] = sold + 1
+        return True
+
+    def abandon(self, reservation, returned_at=None):
         with self.db.lock:
             if reservation.order_sn in self._links:
                 return False
-            self._links[reservation.order_sn] = _Link(_bare(reservation), SeckillOrderStatus.ABANDONED)
+            self._links[reservation.order_sn] = _Link(
+                _bare(reservation), SeckillOrderStatus.ABANDONED, returned_at=returned_at
+            )
             return True
+
+    def load(self, sale, into):
+        with self.db.lock:
+            stored = self.db.tables.seckill_sales.get(sale.id)
+            if stored is None or stored.generation != sale.generation:
+                return False
+            loaded = replace(stored, generation=stored.generation + 1)
+            holders = {member: sn for (of, member), sn in self._holding.items() if of == sale.id}
+            answer = into(loaded, loaded.units - self.db.tables.seckill_sold.get(sale.id, 0), holders)
+            self.db.tables.seckill_sales[sale.id] = loaded  # only once ``into`` did not raise
+            return answer
 
     def get(self, order_sn):
         with self.db.lock:
             link = self._links.get(order_sn)
-            return None if link is None else SeckillOrderRecord(link.reservation, link.status, link.expires_at)
+            return (
+                None if link is None else SeckillOrderRecord(link.reservation, link.status, link.expires_at)
+            )
 
     def held(self, sale_id):
         with self.db.lock:
-            return sum(1 for (sale, _), sn in self._holding.items()
-                       if sale == sale_id and self.db.tables.orders[sn].status not in _CLOSED)
+            return sum(
+                1
+                for (sale, _), sn in self._holding.items()
+                if sale == sale_id and self.db.tables.orders[sn].status not in DEAD_ORDER_STATUSES
+            )
 
     def due(self, now, limit):
         with self.db.lock:
-            due = [link for sn, link in self._links.items() if link.status == SeckillOrderStatus.CREATED
-                   and link.expires_at <= now and self.db.tables.orders[sn].status == OrderStatus.AWAITING_PAYMENT]
-            return [link.reservation.order_sn for link in sorted(due, key=lambda link: link.expires_at)[:limit]]
+            due = [
+                link
+                for sn, link in self._links.items()
+                if link.status == SeckillOrderStatus.CREATED
+                and link.expires_at <= now
+                and self.db.tables.orders[sn].status == OrderStatus.AWAITING_PAYMENT
+            ]
+            return [
+                link.reservation.order_sn for link in sorted(due, key=lambda link: link.expires_at)[:limit]
+            ]
 
-    def release(self, order_sn):
+    def _move(self, order_sn, from_status, to_status):
         with self.db.lock:
             link = self._links.get(order_sn)
-            if (link is None or link.status != SeckillOrderStatus.CREATED
-                    or self.db.tables.orders[order_sn].status not in _CLOSED):
+            if (
+                link is None
+                or link.status != from_status
+                or self.db.tables.orders[order_sn].status not in DEAD_ORDER_STATUSES
+            ):
                 return None
-            link.status = SeckillOrderStatus.CLOSED
-            del self._holding[(link.reservation.sale_id, link.reservation.member_id)]
+            link.status = to_status
+            if to_status != SeckillOrderStatus.CREATED:  # it no longer holds its member's place, nor a unit
+                del self._holding[(link.reservation.sale_id, link.reservation.member_id)]
+                self.db.tables.seckill_sold[link.reservation.sale_id] -= 1
             return link.reservation
 
     def unreturned(self, limit):
         with self.db.lock:
             return [
-                link.reservation for link in self._links.values()
+                link.reservation
+                for link in self._links.values()
                 if link.status != SeckillOrderStatus.CREATED and link.returned_at is None
             ][:limit]
 

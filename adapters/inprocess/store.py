@@ -1,7 +1,8 @@
 """A unit of work over dictionaries, with the same compare-and-set rules as the SQL store.
 
 Units of work run one at a time (a lock) and undo their changes unless committed, so an
-uncommitted unit of work leaves no trace, as a database transaction would.
+uncommitted unit of work leaves no trace, as a database transaction would. Every status move
+is ``InMemoryUnitOfWork.compare_and_set``.
 """
 
 import copy
@@ -10,8 +11,9 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from ...core.bills import DONE, BillRun
 from ...core.model import (
-    REFUNDABLE,
+    MONEY_TAKEN,
     LedgerEntry,
     LockStatus,
     NotificationRecord,
@@ -22,9 +24,12 @@ from ...core.model import (
     PointsKind,
     StockLock,
 )
+from ...core.truncation import fit, fit_record
 from ...ports.store import (
     DETAIL_LENGTH,
     FLAG_LENGTH,
+    TEXT_BYTES,
+    BillRunStore,
     FulfilmentTrace,
     NotificationLog,
     OrderStore,
@@ -36,6 +41,7 @@ from ...ports.store import (
     StockStore,
     TraceEntry,
     UnitOfWork,
+    kept_differences,
 )
 
 
@@ -71,6 +77,9 @@ class Tables:
     outbox: dict = field(default_factory=dict)  # id -> [OutboxMessage, sent_at, settled_at]
     trace: dict = field(default_factory=dict)  # id -> TraceEntry
     notifications: dict = field(default_factory=dict)  # id -> NotificationRecord
+    bill_runs: dict = field(default_factory=dict)  # id -> BillRun
+    seckill_sales: dict = field(default_factory=dict)  # id -> Sale (its generation the gate's load)
+    seckill_sold: dict = field(default_factory=dict)  # sale id -> units its orders hold
 
 
 class InMemoryDatabase:
@@ -103,7 +112,9 @@ class InMemoryDatabase:
             self.tables.orders[order.order_sn] = order
             for sku_id, quantity in locks:
                 lock_id = self.next_id()
-                self.tables.locks[lock_id] = StockLock(lock_id, order.order_sn, sku_id, quantity, LockStatus.LOCKED)
+                self.tables.locks[lock_id] = StockLock(
+                    lock_id, order.order_sn, sku_id, quantity, LockStatus.LOCKED
+                )
                 self.tables.skus[sku_id].stock_locked += quantity
 
     def unit_of_work(self) -> "InMemoryUnitOfWork":
@@ -128,6 +139,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.outbox = _OutboxView(self)
         self.notifications = _NotificationView(self)
         self.trace = _TraceView(self)
+        self.bill_runs = _BillRunView(self)
 
     def __enter__(self):
         self.db.lock.acquire()
@@ -138,6 +150,7 @@ class InMemoryUnitOfWork(UnitOfWork):
             self.rollback()
         finally:
             self.db.lock.release()
+        self.hand_over()  # with the lock released: the relay takes it again, as may what the bus runs
 
     def now(self):
         return self.db.clock()
@@ -154,10 +167,25 @@ class InMemoryUnitOfWork(UnitOfWork):
                 original = copy.deepcopy(container[key]) if key in container else _MISSING
             self._undo[(table, key)] = original
 
-    def commit(self):
+    def compare_and_set(self, table: str, key, status: str, from_status, /, **changes) -> bool:
+        """Change the fields ``changes`` of ``table[key]`` only if its ``status`` field is still
+        ``from_status``; True if this call did. A frozen row is replaced, any other changed in place."""
+        rows = getattr(self.t, table)
+        row = rows.get(key)
+        if row is None or getattr(row, status) != from_status:
+            return False
+        self.touch(table, key)
+        if row.__dataclass_params__.frozen:
+            rows[key] = replace(row, **changes)
+        else:
+            for name, value in changes.items():
+                setattr(row, name, value)
+        return True
+
+    def _commit(self):
         self._undo.clear()
 
-    def rollback(self):
+    def _rollback(self):
         for (table, key), original in self._undo.items():
             container = getattr(self.t, table)
             if isinstance(container, set):
@@ -180,13 +208,21 @@ class _PaymentView(PaymentStore):
 
     def find(self, order_sn, payment_type):
         return next(
-            (copy.copy(p) for p in self.uow.t.payments.values() if (p.order_sn, p.payment_type) == (order_sn, payment_type)),
+            (
+                copy.copy(p)
+                for p in self.uow.t.payments.values()
+                if (p.order_sn, p.payment_type) == (order_sn, payment_type)
+            ),
             None,
         )
 
     def by_trade(self, payment_type, out_trade_no):
         return next(
-            (copy.copy(p) for p in self.uow.t.payments.values() if (p.payment_type, p.out_trade_no) == (payment_type, out_trade_no)),
+            (
+                copy.copy(p)
+                for p in self.uow.t.payments.values()
+                if (p.payment_type, p.out_trade_no) == (payment_type, out_trade_no)
+            ),
             None,
         )
 
@@ -204,17 +240,20 @@ class _PaymentView(PaymentStore):
         self.uow.t.payments[stored.id] = stored
         return copy.copy(stored)
 
-    def move(self, payment_id, from_status, to_status, *, trade_no=None, callback_time=None, callback_content=None):
-        payment = self.uow.t.payments.get(payment_id)
-        if payment is None or payment.payment_status != from_status:
-            return False
-        self.uow.touch("payments", payment_id)
-        payment.payment_status = to_status
-        for name, value in (("trade_no", trade_no), ("callback_time", callback_time),
-                            ("callback_content", callback_content)):
-            if value is not None:
-                setattr(payment, name, value)
-        return True
+    def _move(self, payment_id, from_status, to_status, *, trade_no, callback_time, callback_content):
+        given = {
+            "trade_no": trade_no,
+            "callback_time": callback_time,
+            "callback_content": fit(callback_content, TEXT_BYTES),
+        }
+        return self.uow.compare_and_set(
+            "payments",
+            payment_id,
+            "payment_status",
+            from_status,
+            payment_status=to_status,
+            **{k: v for k, v in given.items() if v is not None},
+        )
 
     def _change(self, payment_id) -> Payment:
         payment = self.uow.t.payments.get(payment_id)
@@ -245,8 +284,7 @@ class _PaymentView(PaymentStore):
 
     def reserve_refund(self, payment_id, amount):
         payment = self.uow.t.payments.get(payment_id)
-        if payment is None or payment.payment_status not in REFUNDABLE \
-                or payment.refund_reserved + amount > payment.total_amount:
+        if payment is None or not payment.can_reserve(amount):
             return False
         self._change(payment_id).refund_reserved += amount
         return True
@@ -260,9 +298,13 @@ class _PaymentView(PaymentStore):
         return copy.copy(payment)
 
     def due_for_query(self, now, limit):
-        due = [p for p in self.uow.t.payments.values()
-               if p.payment_status == PaymentStatus.UNPAID and p.next_query_time is not None
-               and p.next_query_time <= now]
+        due = [
+            p
+            for p in self.uow.t.payments.values()
+            if p.payment_status == PaymentStatus.UNPAID
+            and p.next_query_time is not None
+            and p.next_query_time <= now
+        ]
         return [copy.copy(p) for p in sorted(due, key=lambda p: (p.next_query_time, p.id))[:limit]]
 
     def schedule_query(self, payment_id, from_attempts, attempts, next_query_time):
@@ -272,6 +314,17 @@ class _PaymentView(PaymentStore):
         payment = self._change(payment_id)
         payment.query_attempts, payment.next_query_time = attempts, next_query_time
         return True
+
+    def paid_between(self, payment_type, starts, ends):
+        paid = [
+            p
+            for p in self.uow.t.payments.values()
+            if p.payment_type == payment_type
+            and p.payment_status in MONEY_TAKEN
+            and p.callback_time is not None
+            and starts <= p.callback_time < ends
+        ]
+        return [copy.copy(p) for p in sorted(paid, key=lambda p: (p.callback_time, p.id))]
 
 
 class _RefundView(RefundStore):
@@ -288,21 +341,30 @@ class _RefundView(RefundStore):
         return copy.copy(stored), True
 
     def get(self, payment_id, out_request_no):
-        return next((copy.copy(r) for r in self.uow.t.refunds.values()
-                     if (r.payment_id, r.out_request_no) == (payment_id, out_request_no)), None)
+        return next(
+            (
+                copy.copy(r)
+                for r in self.uow.t.refunds.values()
+                if (r.payment_id, r.out_request_no) == (payment_id, out_request_no)
+            ),
+            None,
+        )
 
     def for_payment(self, payment_id):
         return [copy.copy(r) for _, r in sorted(self.uow.t.refunds.items()) if r.payment_id == payment_id]
 
-    def move(self, refund_id, from_status, to_status, *, update_time, answer=None):
-        refund = self.uow.t.refunds.get(refund_id)
-        if refund is None or refund.status != from_status:
-            return False
-        self.uow.touch("refunds", refund_id)
-        refund.status, refund.update_time = to_status, update_time
-        if answer is not None:
-            refund.answer = answer
-        return True
+    def _move(self, refund_id, from_status, to_status, *, update_time, answer):
+        given = (
+            {"update_time": update_time} if answer is None else {"update_time": update_time, "answer": answer}
+        )
+        return self.uow.compare_and_set(
+            "refunds", refund_id, "status", from_status, status=to_status, **given
+        )
+
+    def note(self, refund_id, status, *, update_time, answer):
+        return self.uow.compare_and_set(
+            "refunds", refund_id, "status", status, update_time=update_time, answer=answer
+        )
 
 
 class _OrderView(OrderStore):
@@ -313,18 +375,16 @@ class _OrderView(OrderStore):
         order = self.uow.t.orders.get(order_sn)
         return copy.deepcopy(order)
 
-    def move(self, order_sn, from_status, to_status):
-        order = self.uow.t.orders.get(order_sn)
-        if order is None or order.status != from_status:
-            return False
-        self.uow.touch("orders", order_sn)
-        order.status = to_status
-        return True
+    def _move(self, order_sn, from_status, to_status):
+        return self.uow.compare_and_set("orders", order_sn, "status", from_status, status=to_status)
 
     def awaiting_payment_since(self, created_before, limit):
-        due = [o for o in self.uow.t.orders.values()
-               if o.status == OrderStatus.AWAITING_PAYMENT and o.create_time < created_before]
-        return [o.order_sn for o in sorted(due, key=lambda o: (o.create_time, o.order_sn))[:limit]]
+        due = [
+            o
+            for o in self.uow.t.orders.values()
+            if o.status == OrderStatus.AWAITING_PAYMENT and o.create_time < created_before
+        ]
+        return [o.order_sn for o in sorted(due, key=lambda o: o.create_time)[:limit]]  # stable: stored order
 
 
 class _StockView(StockStore):
@@ -334,13 +394,8 @@ class _StockView(StockStore):
     def locks_for(self, order_sn):
         return [lock for lock in self.uow.t.locks.values() if lock.order_sn == order_sn]
 
-    def move_lock(self, lock_id, from_status, to_status):
-        lock = self.uow.t.locks.get(lock_id)
-        if lock is None or lock.status != from_status:
-            return False
-        self.uow.touch("locks", lock_id)
-        self.uow.t.locks[lock_id] = replace(lock, status=to_status)
-        return True
+    def _move_lock(self, lock_id, from_status, to_status):
+        return self.uow.compare_and_set("locks", lock_id, "status", from_status, status=to_status)
 
     def deduct(self, sku_id, quantity):
         self.uow.touch("skus", sku_id)
@@ -380,7 +435,7 @@ class _OutboxView(Outbox):
     def __init__(self, uow):
         self.uow = uow
 
-    def add(self, event):
+    def _add(self, event):
         message_id = self.uow.db.next_id()
         self.uow.touch("outbox", message_id)
         self.uow.t.outbox[message_id] = [OutboxMessage(message_id, event, self.uow.now()), None, None]
@@ -388,7 +443,9 @@ class _OutboxView(Outbox):
 
     def _messages(self, keep):
         rows = sorted(self.uow.t.outbox.values(), key=lambda row: row[0].id)
-        return [replace(message, sent_at=sent) for message, sent, settled in rows if keep(message, sent, settled)]
+        return [
+            replace(message, sent_at=sent) for message, sent, settled in rows if keep(message, sent, settled)
+        ]
 
     def unsent(self, limit, ids=None):
         wanted = None if ids is None else set(ids)
@@ -400,7 +457,9 @@ class _OutboxView(Outbox):
             self.uow.t.outbox[message_id][1] = at
 
     def unsettled(self, sent_before, limit):
-        return self._messages(lambda _, sent, settled: sent is not None and sent < sent_before and settled is None)[:limit]
+        return self._messages(
+            lambda _, sent, settled: sent is not None and sent < sent_before and settled is None
+        )[:limit]
 
     def settle(self, ids, at):
         for message_id in ids:
@@ -415,17 +474,20 @@ class _TraceView(FulfilmentTrace):
     def record(self, order_sn, step, outcome, detail=""):
         entry_id = self.uow.db.next_id()
         self.uow.touch("trace", entry_id)
-        self.uow.t.trace[entry_id] = TraceEntry(order_sn, step, outcome, detail[:DETAIL_LENGTH], self.uow.now())
+        self.uow.t.trace[entry_id] = TraceEntry(
+            order_sn, step, outcome, detail[:DETAIL_LENGTH], self.uow.now()
+        )
 
     def for_order(self, order_sn):
         return [entry for _, entry in sorted(self.uow.t.trace.items()) if entry.order_sn == order_sn]
+
 
 class _NotificationView(NotificationLog):
     def __init__(self, uow):
         self.uow = uow
 
     def add(self, record: NotificationRecord) -> NotificationRecord:
-        stored = replace(record, id=self.uow.db.next_id())
+        stored = replace(fit_record(record, TEXT_BYTES), id=self.uow.db.next_id())
         self.uow.touch("notifications", stored.id)
         self.uow.t.notifications[stored.id] = stored
         return copy.copy(stored)
@@ -447,3 +509,32 @@ class _NotificationView(NotificationLog):
     def recent(self, limit, provider=None):
         records = [r for r in self.uow.t.notifications.values() if provider is None or r.provider == provider]
         return [copy.copy(r) for r in sorted(records, key=lambda r: r.id, reverse=True)[:limit]]
+
+
+class _BillRunView(BillRunStore):
+    def __init__(self, uow):
+        self.uow = uow
+
+    def add(self, run: BillRun) -> BillRun:
+        stored = replace(
+            run,
+            id=self.uow.db.next_id(),
+            differences=kept_differences(run.differences),
+            detail=run.detail[:DETAIL_LENGTH],
+        )
+        self.uow.touch("bill_runs", stored.id)
+        self.uow.t.bill_runs[stored.id] = stored
+        return stored
+
+    def recent(self, limit):
+        return sorted(self.uow.t.bill_runs.values(), key=lambda r: r.id, reverse=True)[:limit]
+
+    def done(self, provider, bill_date):
+        return next(
+            (
+                r
+                for r in self.recent(len(self.uow.t.bill_runs))
+                if (r.provider, r.bill_date, r.outcome) == (provider, bill_date, DONE)
+            ),
+            None,
+        )

@@ -1,5 +1,7 @@
 """A latch on Redis: a list that holds one token once opened, expiring after ``ttl`` seconds."""
 
+from redis.cluster import RedisCluster
+
 from ...ports.messaging import Latch
 
 #: KEYS latch; ARGV ttl. One token, never without its expiry.
@@ -22,6 +24,10 @@ class RedisLatch(Latch):
         self._open = client.register_script(OPEN)
 
     def open(self, *keys):
+        if isinstance(self.client, RedisCluster):  # keys on several slots: one call each
+            for key in keys:
+                self._open(keys=[self.prefix + key], args=[self.ttl])
+            return
         with self.client.pipeline(transaction=False) as pipeline:
             for key in keys:
                 self._open(keys=[self.prefix + key], args=[self.ttl], client=pipeline)

@@ -38,7 +38,7 @@ SKUS = (
 #: The flash sale's SKU (only sold in the sale), and the sale: open from the moment
 #: seed-demo makes it, for a week.
 SALE_SKU = (1004, "华为 Mate 60 Pro 秒杀款", Decimal("6999.00"), 100)
-SALE_TITLE, SALE_PRICE, SALE_UNITS, SALE_DAYS = "华为 Mate 60 Pro 秒杀 ¥1999", Decimal("1999.00"), 10, 7
+SALE_TITLE, SALE_PRICE, SALE_UNITS, SALE_DAYS = "华为 Mate 60 Pro 秒杀", Decimal("1999.00"), 10, 7
 
 
 def seed(seckill) -> int:
@@ -53,9 +53,9 @@ def seed(seckill) -> int:
     created = 0
     for member in MEMBERS:
         open_orders = db.session.scalar(
-            select(func.count()).select_from(OrderRow).where(
-                OrderRow.member_id == member.id, OrderRow.status == OrderStatus.AWAITING_PAYMENT
-            )
+            select(func.count())
+            .select_from(OrderRow)
+            .where(OrderRow.member_id == member.id, OrderRow.status == OrderStatus.AWAITING_PAYMENT)
         )
         for n in range(open_orders, OPEN_ORDERS_PER_MEMBER):
             sku_id, name, price, _ = SKUS[n % len(SKUS)]
@@ -74,6 +74,10 @@ def seed(seckill) -> int:
             created += 1
     db.session.commit()
     now = datetime.now()
-    if not any(sale.sku_id == SALE_SKU[0] for sale in seckill.sales.overlapping(now, now + timedelta(days=SALE_DAYS))):
-        seckill.create_sale(Sale(SALE_SKU[0], SALE_TITLE, SALE_PRICE, SALE_UNITS, now, now + timedelta(days=SALE_DAYS)))
+    if not any(
+        sale.sku_id == SALE_SKU[0] for sale in seckill.sales.overlapping(now, now + timedelta(days=SALE_DAYS))
+    ):
+        seckill.create_sale(
+            Sale(SALE_SKU[0], SALE_TITLE, SALE_PRICE, SALE_UNITS, now, now + timedelta(days=SALE_DAYS))
+        )
     return created

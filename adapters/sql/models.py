@@ -9,6 +9,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -18,7 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.mysql import DATETIME
+from sqlalchemy.dialects.mysql import DATETIME, TINYINT
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -41,6 +42,8 @@ class DecimalText(TypeDecorator):
 # SQLite only auto-increments an INTEGER primary key; MySQL gets BIGINT as in the seed.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 Money = Numeric(18, 4, asdecimal=True).with_variant(DecimalText(), "sqlite")
+# The seed's tinyint(4) (payment_type); SQLite has one INTEGER type.
+Tinyint = SmallInteger().with_variant(TINYINT(), "mysql", "mariadb")
 # MySQL's DATETIME drops fractions of a second unless asked to keep them.
 Timestamp = DateTime().with_variant(DATETIME(fsp=6), "mysql", "mariadb")
 
@@ -60,6 +63,8 @@ class PaymentInfo(db.Model):
         UniqueConstraint("order_sn", "payment_type", name="uq_payment_order_provider"),
         UniqueConstraint("payment_type", "out_trade_no", name="uq_payment_trade"),
         Index("ix_payment_query_due", "payment_status", "next_query_time"),
+        Index("ix_payment_flag", "flag"),
+        Index("ix_payment_owed", "refund_reason", "payment_status"),
     )
 
     id = db.Column(Id, primary_key=True, autoincrement=True)
@@ -73,13 +78,21 @@ class PaymentInfo(db.Model):
     create_time = db.Column(Timestamp, nullable=False)
     callback_time = db.Column(Timestamp)
     callback_content = db.Column(Text)
-    refund_reserved = db.Column(Money, nullable=False, default=Decimal("0"),
-                                comment="refunds pending or done: at most total_amount")
-    refunded = db.Column(Money, nullable=False, default=Decimal("0"), comment="refunds the provider confirmed")
+    refund_reserved = db.Column(
+        Money, nullable=False, default=Decimal("0"), comment="refunds pending or done: at most total_amount"
+    )
+    refunded = db.Column(
+        Money, nullable=False, default=Decimal("0"), comment="refunds the provider confirmed"
+    )
     refund_reason = db.Column(String(32), comment="why the money goes back by itself, if it does")
     flag = db.Column(String(FLAG_LENGTH), comment="what an operator must look at")
     query_attempts = db.Column(Integer, nullable=False, default=0)
-    next_query_time = db.Column(Timestamp, comment="when reconciliation asks the provider next; NULL: no more")
+    next_query_time = db.Column(
+        Timestamp, comment="when reconciliation asks the provider next; NULL: no more"
+    )
+    payment_type_code = db.Column(
+        Tinyint, comment="the seed's payment_type: 1 alipay, 2 wechatpay; NULL: none"
+    )
 
 
 class PaymentSettlement(db.Model):
@@ -175,6 +188,13 @@ class Member(db.Model):
     nickname = db.Column(String(64))
     integration = db.Column(Integer, nullable=False, default=0)
     growth = db.Column(Integer, nullable=False, default=0)
+    session_epoch = db.Column(
+        Integer,
+        nullable=False,
+        default=0,
+        server_default="0",
+        comment="the session generation: sessions signed in under an older one are over",
+    )
 
 
 class PointsLedger(db.Model):
@@ -241,3 +261,29 @@ class PaymentNotification(db.Model):
     replay_of = db.Column(Id)
     raw = db.Column(Text, nullable=False)
     source = db.Column(String(16), nullable=False, default="notify", comment="notify, query or close")
+    headers = db.Column(
+        Text, comment="the signed headers as received (JSON), for a replay; NULL: none signed"
+    )
+
+
+class PaymentBillRun(db.Model):
+    """Each run over a provider's daily bill: what it read, matched, repaired and found different."""
+
+    __tablename__ = "payment_bill_run"
+    __table_args__ = (Index("ix_bill_run_day", "provider", "bill_date"),)
+
+    id = db.Column(Id, primary_key=True, autoincrement=True)
+    provider = db.Column(String(32), nullable=False)
+    bill_date = db.Column(Date, nullable=False, comment="the provider's day the bill covers")
+    started_at = db.Column(Timestamp, nullable=False)
+    finished_at = db.Column(Timestamp, nullable=False)
+    outcome = db.Column(String(16), nullable=False, comment="done, or failed (the bill could not be had)")
+    trade_lines = db.Column(Integer, nullable=False, default=0)
+    refund_lines = db.Column(Integer, nullable=False, default=0)
+    matched = db.Column(Integer, nullable=False, default=0)
+    repaired = db.Column(
+        Integer, nullable=False, default=0, comment="trades applied as paid, refunds completed"
+    )
+    refunds_recorded = db.Column(Integer, nullable=False, default=0, comment="refunds made outside the shop")
+    differences = db.Column(Text, nullable=False, comment="JSON list of the differences, in words")
+    detail = db.Column(String(DETAIL_LENGTH), nullable=False, default="", comment="why a failed run failed")

@@ -3,21 +3,25 @@
 Views read and write the tables through Core statements, never through ORM objects, so a
 read always shows what the database holds (no identity map serving a stale row after a
 compare-and-set UPDATE). Every "at most once" change is an ``UPDATE ... WHERE status = :from``
-or an insert that ignores duplicates; neither rolls back the surrounding transaction when it
-loses a race.
+(``compare_and_set``, the one every status move runs) or an insert that ignores duplicates;
+neither rolls back the surrounding transaction when it loses a race.
 """
 
+import functools
 import json
 from dataclasses import asdict, replace
 from datetime import datetime
 from decimal import Decimal
+from enum import IntEnum
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ...core import states
+from ...core.bills import DONE, BillRun
 from ...core.events import Event
 from ...core.model import (
-    REFUNDABLE,
+    MONEY_TAKEN,
     LedgerEntry,
     LockStatus,
     NotificationRecord,
@@ -32,9 +36,12 @@ from ...core.model import (
     StockLock,
 )
 from ...core.money import CENT
+from ...core.truncation import fit, fit_record
 from ...ports.store import (
     DETAIL_LENGTH,
     FLAG_LENGTH,
+    TEXT_BYTES,
+    BillRunStore,
     FulfilmentTrace,
     NotificationLog,
     OrderStore,
@@ -46,13 +53,16 @@ from ...ports.store import (
     StockStore,
     TraceEntry,
     UnitOfWork,
+    kept_differences,
 )
+from ..metrics import METRICS
 from . import models
 from .models import db
 
 payment_info = models.PaymentInfo.__table__
 payment_settlement = models.PaymentSettlement.__table__
 payment_refund = models.PaymentRefund.__table__
+payment_bill_run = models.PaymentBillRun.__table__
 oms_order = models.Order.__table__
 oms_order_item = models.OrderItem.__table__
 wms_ware_sku = models.WareSku.__table__
@@ -78,12 +88,16 @@ def insert_ignoring_duplicates(session, table, values: dict) -> bool:
     so the caller's transaction stays usable, which catching an IntegrityError would not
     allow. Caveat: MySQL's INSERT IGNORE also downgrades other errors to warnings.
     """
-    dialect = session.get_bind().dialect.name
+    return session.execute(_ignoring_duplicates(session.get_bind().dialect.name, table), values).rowcount == 1
+
+
+@functools.cache
+def _ignoring_duplicates(dialect: str, table):
+    """The statement, built once per database and table (building one costs more than running it)."""
     try:
-        statement = _INSERT_IGNORING_DUPLICATES[dialect](table)
+        return _INSERT_IGNORING_DUPLICATES[dialect](table)
     except KeyError:
         raise NotImplementedError(f"no insert-ignoring-duplicates for {dialect}") from None
-    return session.execute(statement.values(values)).rowcount == 1
 
 
 def _money(value: Decimal) -> Decimal:
@@ -91,13 +105,40 @@ def _money(value: Decimal) -> Decimal:
     return value.quantize(CENT)
 
 
-def _changed_one(session, statement) -> bool:
+def changed_one(session, statement) -> bool:
     return session.execute(statement).rowcount == 1
+
+
+def compare_and_set(session, table, key, status: str, from_status: IntEnum, /, *where, **values) -> bool:
+    """``UPDATE table SET values WHERE <key column> = <key value> AND status = :from [AND where]``:
+    True if this call changed the row. ``key`` is ``(column name, value)``; ``status`` the column's name."""
+    column, value = key
+    if where:
+        c = table.c
+        statement = (
+            update(table).where(c[column] == value, c[status] == int(from_status), *where).values(**values)
+        )
+        return changed_one(session, statement)
+    statement = _compare_and_set(table, column, status, tuple(sorted(values)))
+    given = {f"set_{name}": given for name, given in values.items()}
+    return session.execute(statement, {"cas_key": value, "cas_from": int(from_status), **given}).rowcount == 1
+
+
+@functools.lru_cache(maxsize=256)
+def _compare_and_set(table, column: str, status: str, names: tuple[str, ...]):
+    """``compare_and_set``'s statement for these columns, built once (building one costs more
+    than running it); the values are bound as ``set_<name>``."""
+    c = table.c
+    return (
+        update(table)
+        .where(c[column] == bindparam("cas_key"), c[status] == bindparam("cas_from"))
+        .values({name: bindparam(f"set_{name}") for name in names})
+    )
 
 
 def _update_one(session, statement, what: str) -> None:
     """Run an UPDATE that must hit exactly one row; a missing row is a bug, not a no-op."""
-    if not _changed_one(session, statement):
+    if not changed_one(session, statement):
         raise LookupError(f"no such {what}")
 
 
@@ -120,6 +161,7 @@ def _payment(row) -> Payment:
         flag=row.flag,
         query_attempts=row.query_attempts,
         next_query_time=row.next_query_time,
+        payment_type_code=row.payment_type_code,
     )
 
 
@@ -142,7 +184,8 @@ class SqlUnitOfWork(UnitOfWork):
     """A transaction on the current app context's ``db.session``.
 
     Units of work in one app context share that session: do not nest them, since the
-    inner one's rollback would discard the outer one's changes.
+    inner one's rollback would discard the outer one's changes. The status moves it made are
+    counted when it commits (a rolled-back move did not happen).
     """
 
     def __init__(self, clock=datetime.now):
@@ -156,12 +199,17 @@ class SqlUnitOfWork(UnitOfWork):
         self.outbox = _OutboxView(self)
         self.notifications = _NotificationView(self)
         self.trace = _TraceView(self)
+        self.bill_runs = _BillRunView(self)
+        self.moves: list[tuple[str, IntEnum, IntEnum]] = []  # (machine's name, from, to), uncommitted
 
-    def commit(self):
+    def _commit(self):
         self.session.commit()
+        moves, self.moves = self.moves, []
+        METRICS.transitions(moves)
 
-    def rollback(self):
+    def _rollback(self):
         self.session.rollback()
+        self.moves = []
 
 
 class _View:
@@ -169,20 +217,58 @@ class _View:
         self.uow = uow
         self.session = uow.session
 
+    def _set_status(self, machine, table, key, status: str, from_status, to_status, /, **values) -> bool:
+        """A status move (checked already) as a compare-and-set, kept in ``uow.moves`` if this call made it."""
+        moved = compare_and_set(
+            self.session, table, key, status, from_status, **{status: int(to_status)}, **values
+        )
+        if moved:
+            self.uow.moves.append((machine.name, machine.statuses(from_status), machine.statuses(to_status)))
+        return moved
+
+
+# The notify path's statements, built once: building one costs more than running it.
+_PAYMENT_BY_ID = select(payment_info).where(payment_info.c.id == bindparam("id"))
+_PAYMENT_BY_TRADE = select(payment_info).where(
+    payment_info.c.payment_type == bindparam("payment_type"),
+    payment_info.c.out_trade_no == bindparam("out_trade_no"),
+)
+_ORDER_STATUS = select(oms_order.c.status).where(oms_order.c.order_sn == bindparam("order_sn"))
+_OUTBOX_ADD = insert(outbox_event)
+_OUTBOX_MARK_SENT = (
+    update(outbox_event)
+    .where(outbox_event.c.id.in_(bindparam("ids", expanding=True)))
+    .values(sent_time=bindparam("at"))
+)
+_NOTIFICATION_ADD = insert(payment_notification)
+_NOTIFICATION_ACCEPTED = (
+    select(payment_notification)
+    .where(
+        payment_notification.c.provider == bindparam("provider"),
+        payment_notification.c.notify_id == bindparam("notify_id"),
+        payment_notification.c.accepted.is_(True),
+    )
+    .order_by(payment_notification.c.id)
+    .limit(1)
+)
+
 
 class _PaymentView(_View, PaymentStore):
     def _one(self, *where) -> Payment | None:
-        row = self.session.execute(select(payment_info).where(*where)).first()
+        return self._first(select(payment_info).where(*where))
+
+    def _first(self, statement, params=None) -> Payment | None:
+        row = self.session.execute(statement, params).first()
         return None if row is None else _payment(row)
 
     def get(self, payment_id):
-        return self._one(payment_info.c.id == payment_id)
+        return self._first(_PAYMENT_BY_ID, {"id": payment_id})
 
     def find(self, order_sn, payment_type):
         return self._one(payment_info.c.order_sn == order_sn, payment_info.c.payment_type == payment_type)
 
     def by_trade(self, payment_type, out_trade_no):
-        return self._one(payment_info.c.payment_type == payment_type, payment_info.c.out_trade_no == out_trade_no)
+        return self._first(_PAYMENT_BY_TRADE, {"payment_type": payment_type, "out_trade_no": out_trade_no})
 
     def for_order(self, order_sn):
         rows = self.session.execute(
@@ -200,17 +286,24 @@ class _PaymentView(_View, PaymentStore):
             raise ValueError(f"{payment.payment_type} trade {payment.out_trade_no} belongs to another order")
         return stored
 
-    def move(self, payment_id, from_status, to_status, *, trade_no=None, callback_time=None, callback_content=None):
-        given = {"trade_no": trade_no, "callback_time": callback_time, "callback_content": callback_content}
-        return _changed_one(
-            self.session,
-            update(payment_info)
-            .where(payment_info.c.id == payment_id, payment_info.c.payment_status == int(from_status))
-            .values(payment_status=int(to_status), **{k: v for k, v in given.items() if v is not None}),
+    def _move(self, payment_id, from_status, to_status, *, trade_no, callback_time, callback_content):
+        given = {
+            "trade_no": trade_no,
+            "callback_time": callback_time,
+            "callback_content": fit(callback_content, TEXT_BYTES),
+        }
+        return self._set_status(
+            states.PAYMENTS,
+            payment_info,
+            ("id", payment_id),
+            "payment_status",
+            from_status,
+            to_status,
+            **{k: v for k, v in given.items() if v is not None},
         )
 
     def _set(self, payment_id, *where, **values) -> bool:
-        return _changed_one(
+        return changed_one(
             self.session, update(payment_info).where(payment_info.c.id == payment_id, *where).values(**values)
         )
 
@@ -227,7 +320,8 @@ class _PaymentView(_View, PaymentStore):
 
     def settle_order(self, order_sn, payment_id):
         return insert_ignoring_duplicates(
-            self.session, payment_settlement,
+            self.session,
+            payment_settlement,
             {"order_sn": order_sn, "payment_id": payment_id, "create_time": self.uow.clock()},
         )
 
@@ -240,12 +334,17 @@ class _PaymentView(_View, PaymentStore):
         return self._set(payment_id, payment_info.c.refund_reason.is_(None), refund_reason=reason)
 
     def set_flag(self, payment_id, flag):
-        _update_one(self.session, update(payment_info).where(payment_info.c.id == payment_id)
-                    .values(flag=None if flag is None else flag[:FLAG_LENGTH]), f"payment {payment_id}")
+        _update_one(
+            self.session,
+            update(payment_info)
+            .where(payment_info.c.id == payment_id)
+            .values(flag=None if flag is None else flag[:FLAG_LENGTH]),
+            f"payment {payment_id}",
+        )
 
     def reserve_refund(self, payment_id, amount):
         payment = self._locked(payment_id)
-        if payment.payment_status not in REFUNDABLE or payment.refund_reserved + amount > payment.total_amount:
+        if not payment.can_reserve(amount):
             return False
         return self._set(payment_id, refund_reserved=payment.refund_reserved + amount)
 
@@ -270,8 +369,26 @@ class _PaymentView(_View, PaymentStore):
         return [_payment(row) for row in rows]
 
     def schedule_query(self, payment_id, from_attempts, attempts, next_query_time):
-        return self._set(payment_id, payment_info.c.query_attempts == from_attempts,
-                         query_attempts=attempts, next_query_time=next_query_time)
+        return self._set(
+            payment_id,
+            payment_info.c.query_attempts == from_attempts,
+            query_attempts=attempts,
+            next_query_time=next_query_time,
+        )
+
+    def paid_between(self, payment_type, starts, ends):
+        c = payment_info.c
+        rows = self.session.execute(
+            select(payment_info)
+            .where(
+                c.payment_type == payment_type,
+                c.payment_status.in_([int(status) for status in MONEY_TAKEN]),
+                c.callback_time >= starts,
+                c.callback_time < ends,
+            )
+            .order_by(c.callback_time, c.id)
+        )
+        return [_payment(row) for row in rows]
 
 
 class _RefundView(_View, RefundStore):
@@ -297,14 +414,23 @@ class _RefundView(_View, RefundStore):
         rows = self.session.execute(select(payment_refund).where(c.payment_id == payment_id).order_by(c.id))
         return [_refund(row) for row in rows]
 
-    def move(self, refund_id, from_status, to_status, *, update_time, answer=None):
-        c = payment_refund.c
-        values = {"status": int(to_status), "update_time": update_time}
-        if answer is not None:
-            values["answer"] = answer
-        return _changed_one(
+    def _move(self, refund_id, from_status, to_status, *, update_time, answer):
+        values = (
+            {"update_time": update_time} if answer is None else {"update_time": update_time, "answer": answer}
+        )
+        return self._set_status(
+            states.REFUNDS, payment_refund, ("id", refund_id), "status", from_status, to_status, **values
+        )
+
+    def note(self, refund_id, status, *, update_time, answer):
+        return compare_and_set(
             self.session,
-            update(payment_refund).where(c.id == refund_id, c.status == int(from_status)).values(**values),
+            payment_refund,
+            ("id", refund_id),
+            "status",
+            status,
+            update_time=update_time,
+            answer=answer,
         )
 
 
@@ -328,22 +454,25 @@ class _OrderView(_View, OrderStore):
             create_time=row.create_time,
         )
 
-    def move(self, order_sn, from_status, to_status):
-        return _changed_one(
-            self.session,
-            update(oms_order)
-            .where(oms_order.c.order_sn == order_sn, oms_order.c.status == int(from_status))
-            .values(status=int(to_status)),
+    def status(self, order_sn):
+        status = self.session.scalar(_ORDER_STATUS, {"order_sn": order_sn})
+        return None if status is None else OrderStatus(status)
+
+    def _move(self, order_sn, from_status, to_status):
+        return self._set_status(
+            states.ORDERS, oms_order, ("order_sn", order_sn), "status", from_status, to_status
         )
 
     def awaiting_payment_since(self, created_before, limit):
         c = oms_order.c
-        return list(self.session.scalars(
-            select(c.order_sn)
-            .where(c.status == int(OrderStatus.AWAITING_PAYMENT), c.create_time < created_before)
-            .order_by(c.create_time, c.order_sn)
-            .limit(limit)
-        ))
+        return list(
+            self.session.scalars(
+                select(c.order_sn)
+                .where(c.status == int(OrderStatus.AWAITING_PAYMENT), c.create_time < created_before)
+                .order_by(c.create_time, c.id)
+                .limit(limit)
+            )
+        )
 
 
 class _StockView(_View, StockStore):
@@ -353,12 +482,9 @@ class _StockView(_View, StockStore):
         )
         return [StockLock(r.id, r.order_sn, r.sku_id, r.quantity, LockStatus(r.status)) for r in rows]
 
-    def move_lock(self, lock_id, from_status, to_status):
-        return _changed_one(
-            self.session,
-            update(wms_stock_lock)
-            .where(wms_stock_lock.c.id == lock_id, wms_stock_lock.c.status == int(from_status))
-            .values(status=int(to_status)),
+    def _move_lock(self, lock_id, from_status, to_status):
+        return self._set_status(
+            states.STOCK_LOCKS, wms_stock_lock, ("id", lock_id), "status", from_status, to_status
         )
 
     def deduct(self, sku_id, quantity):
@@ -367,7 +493,9 @@ class _StockView(_View, StockStore):
             self.session,
             update(wms_ware_sku)
             .where(c.sku_id == sku_id)
-            .values(stock=c.stock - quantity, stock_locked=c.stock_locked - quantity, sales=c.sales + quantity),
+            .values(
+                stock=c.stock - quantity, stock_locked=c.stock_locked - quantity, sales=c.sales + quantity
+            ),
             f"sku {sku_id}",
         )
 
@@ -397,8 +525,14 @@ class _PointsView(_View, PointsStore):
 
     def entry(self, order_sn, kind=PointsKind.AWARD):
         c = ums_points_ledger.c
-        row = self.session.execute(select(ums_points_ledger).where(c.order_sn == order_sn, c.kind == kind)).first()
-        return None if row is None else LedgerEntry(row.order_sn, row.kind, row.member_id, row.integration, row.growth)
+        row = self.session.execute(
+            select(ums_points_ledger).where(c.order_sn == order_sn, c.kind == kind)
+        ).first()
+        return (
+            None
+            if row is None
+            else LedgerEntry(row.order_sn, row.kind, row.member_id, row.integration, row.growth)
+        )
 
     def credit(self, member_id, integration, growth):
         c = ums_member.c
@@ -412,41 +546,52 @@ class _PointsView(_View, PointsStore):
 
 
 class _OutboxView(_View, Outbox):
-    def add(self, event):
+    def _add(self, event):
         result = self.session.execute(
-            insert(outbox_event).values(
-                name=event.name,
-                order_sn=event.order_sn,
-                payload=json.dumps(event.payload(), ensure_ascii=False),
-                create_time=self.uow.clock(),
-            )
+            _OUTBOX_ADD,
+            {
+                "name": event.name,
+                "order_sn": event.order_sn,
+                "payload": json.dumps(event.payload(), ensure_ascii=False),
+                "create_time": self.uow.clock(),
+            },
         )
         return result.inserted_primary_key[0]
 
     def _messages(self, *where, limit):
-        rows = self.session.execute(select(outbox_event).where(*where).order_by(outbox_event.c.id).limit(limit))
+        rows = self.session.execute(
+            select(outbox_event).where(*where).order_by(outbox_event.c.id).limit(limit)
+        )
         return [OutboxMessage(r.id, Event(**json.loads(r.payload)), r.create_time, r.sent_time) for r in rows]
 
     def unsent(self, limit, ids=None):
         c = outbox_event.c
-        return self._messages(c.sent_time.is_(None), *([] if ids is None else [c.id.in_(list(ids))]), limit=limit)
+        return self._messages(
+            c.sent_time.is_(None), *([] if ids is None else [c.id.in_(list(ids))]), limit=limit
+        )
 
     def mark_sent(self, ids, at):
-        self.session.execute(update(outbox_event).where(outbox_event.c.id.in_(list(ids))).values(sent_time=at))
+        self.session.execute(_OUTBOX_MARK_SENT, {"ids": [int(i) for i in ids], "at": at})
 
     def unsettled(self, sent_before, limit):
         c = outbox_event.c
         return self._messages(c.settled_time.is_(None), c.sent_time < sent_before, limit=limit)
 
     def settle(self, ids, at):
-        self.session.execute(update(outbox_event).where(outbox_event.c.id.in_(list(ids))).values(settled_time=at))
+        self.session.execute(
+            update(outbox_event).where(outbox_event.c.id.in_(list(ids))).values(settled_time=at)
+        )
 
 
 class _TraceView(_View, FulfilmentTrace):
     def record(self, order_sn, step, outcome, detail=""):
         self.session.execute(
             insert(fulfilment_trace).values(
-                order_sn=order_sn, step=step, outcome=outcome, detail=detail[:DETAIL_LENGTH], at=self.uow.clock()
+                order_sn=order_sn,
+                step=step,
+                outcome=outcome,
+                detail=detail[:DETAIL_LENGTH],
+                at=self.uow.clock(),
             )
         )
 
@@ -454,6 +599,7 @@ class _TraceView(_View, FulfilmentTrace):
         c = fulfilment_trace.c
         rows = self.session.execute(select(fulfilment_trace).where(c.order_sn == order_sn).order_by(c.id))
         return [TraceEntry(r.order_sn, r.step, r.outcome, r.detail, r.at) for r in rows]
+
 
 def _notification(row) -> NotificationRecord:
     return NotificationRecord(
@@ -469,27 +615,27 @@ def _notification(row) -> NotificationRecord:
         detail=row.detail or "",
         replay_of=row.replay_of,
         source=row.source,
+        headers=row.headers,
     )
 
 
 class _NotificationView(_View, NotificationLog):
     def add(self, record):
+        record = fit_record(record, TEXT_BYTES)
         values = asdict(record)
         del values["id"]
-        result = self.session.execute(insert(payment_notification).values(values))
+        result = self.session.execute(_NOTIFICATION_ADD, values)
         return replace(record, id=result.inserted_primary_key[0])
 
     def get(self, record_id):
-        row = self.session.execute(select(payment_notification).where(payment_notification.c.id == record_id)).first()
+        row = self.session.execute(
+            select(payment_notification).where(payment_notification.c.id == record_id)
+        ).first()
         return None if row is None else _notification(row)
 
     def accepted(self, provider, notify_id):
-        c = payment_notification.c
         row = self.session.execute(
-            select(payment_notification)
-            .where(c.provider == provider, c.notify_id == notify_id, c.accepted.is_(True))
-            .order_by(c.id)
-            .limit(1)
+            _NOTIFICATION_ACCEPTED, {"provider": provider, "notify_id": notify_id}
         ).first()
         return None if row is None else _notification(row)
 
@@ -499,3 +645,47 @@ class _NotificationView(_View, NotificationLog):
         if provider is not None:
             query = query.where(c.provider == provider)
         return [_notification(row) for row in self.session.execute(query)]
+
+
+def _bill_run(row) -> BillRun:
+    return BillRun(
+        id=row.id,
+        provider=row.provider,
+        bill_date=row.bill_date,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        outcome=row.outcome,
+        trade_lines=row.trade_lines,
+        refund_lines=row.refund_lines,
+        matched=row.matched,
+        repaired=row.repaired,
+        refunds_recorded=row.refunds_recorded,
+        differences=tuple(json.loads(row.differences)),
+        detail=row.detail,
+    )
+
+
+class _BillRunView(_View, BillRunStore):
+    def add(self, run):
+        run = replace(run, differences=kept_differences(run.differences), detail=run.detail[:DETAIL_LENGTH])
+        values = asdict(run)
+        del values["id"]
+        values["differences"] = json.dumps(list(run.differences), ensure_ascii=False)
+        result = self.session.execute(insert(payment_bill_run).values(values))
+        return replace(run, id=result.inserted_primary_key[0])
+
+    def recent(self, limit):
+        rows = self.session.execute(
+            select(payment_bill_run).order_by(payment_bill_run.c.id.desc()).limit(limit)
+        )
+        return [_bill_run(row) for row in rows]
+
+    def done(self, provider, bill_date):
+        c = payment_bill_run.c
+        row = self.session.execute(
+            select(payment_bill_run)
+            .where(c.provider == provider, c.bill_date == bill_date, c.outcome == DONE)
+            .order_by(c.id.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else _bill_run(row)

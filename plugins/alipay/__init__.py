@@ -6,7 +6,7 @@ the provider points at the offline gateway mounted in the shop under ``/alipay-s
 with key pairs generated once in ``<INSTANCE_PATH>/alipay/``; see ``config``.
 """
 
-from ...ports.providers import hookimpl
+from ...ports.hookspecs import hookimpl
 from .config import OFFLINE_PREFIX, AlipayConfig
 from .gateway import make_gateway_app
 from .provider import AlipayProvider
@@ -18,8 +18,13 @@ def gmall_payment_providers(settings):
 
 
 @hookimpl
-def gmall_payment_sandbox_apps(settings):
-    """The offline gateway, mounted only when the provider points at it (the embedded default)."""
+def gmall_payment_sandbox_apps(settings, providers):
+    """The offline gateway, mounted only when the provider points at it (the embedded default);
+    the provider then calls it in process."""
     if not AlipayConfig.from_settings(settings).serves_offline_gateway:
         return {}
-    return {OFFLINE_PREFIX: make_gateway_app(settings)}
+    gateway = make_gateway_app(settings)
+    for provider in providers:
+        if isinstance(provider, AlipayProvider):
+            provider.use_mounted_gateway(gateway)
+    return {OFFLINE_PREFIX: gateway}

@@ -14,22 +14,8 @@ from support.shop import make_app, member_orders, notify_log, snapshot, wait_for
 
 from gmall_payment.core.errors import ProviderError
 from gmall_payment.core.model import PaymentStatus, TradeStatus
-from gmall_payment.plugins import signing
+from gmall_payment.plugins import rsa2
 from gmall_payment.plugins.alipay.gateway import make_gateway_app
-
-
-@pytest.fixture
-def shop(tmp_path, settings):
-    """The gateway on its own server (as `gmall-payment alipay-sandbox` runs it) and the shop configured for it."""
-    gateway = make_gateway_app(settings)
-    with serving(gateway) as gateway_url:
-        app = make_app(tmp_path, **settings, ALIPAY_GATEWAY_URL=f"{gateway_url}/gateway.do",
-                       RECONCILE_GRACE_SECONDS=0)
-        with serving(app) as base_url:
-            app.config["PUBLIC_URL"] = base_url
-            yield app, gateway, base_url
-            app.extensions["gmall"].bus.close()
-    gateway.notifier.join(10)
 
 
 def payment_of(app, order_sn):
@@ -72,7 +58,10 @@ def test_pay_query_and_refund_end_to_end(shop, scenario):
     repeated = provider.refund(payment, Decimal("0.01"), f"{order_sn}-R1")
     full = provider.refund(payment, amount - Decimal("0.01"), f"{order_sn}-R2")
     assert [(r.fund_change, r.refunded_total) for r in (partial, repeated, full)] == [
-        (True, Decimal("0.01")), (False, Decimal("0.01")), (True, amount)]
+        (True, Decimal("0.01")),
+        (False, Decimal("0.01")),
+        (True, amount),
+    ]
     assert provider.query(payment).status is TradeStatus.CLOSED
 
 
@@ -87,7 +76,9 @@ def test_tampered_notify_leaves_the_order_unpaid_and_is_retried(shop):
     assert {a.body for a in gateway.notifier.attempts} == {"failure"}
     assert payment_of(app, order_sn).payment_status is PaymentStatus.UNPAID
     log = notify_log(app)
-    assert len(log) == 8 and {(e.outcome, e.verified, e.accepted) for e in log} == {("bad_signature", False, False)}
+    assert len(log) == 8 and {(e.outcome, e.verified, e.accepted) for e in log} == {
+        ("bad_signature", False, False)
+    }
     assert len({e.notify_id for e in log}) == 1  # one notify, retried
 
 
@@ -110,9 +101,13 @@ def test_lost_notify_then_only_query_tells_the_truth_and_reconciliation_asks(sho
     assert f"alipay {order_sn} (order {order_sn}): paid" in reconciled.output
     assert f"alipay {never_started} (order {never_started}): not_started" in reconciled.output
     view = wait_for(lambda: fulfilled(browser, base_url, order_sn))
-    assert (view["payments"][0]["status"], view["payments"][0]["trade_no"]) == ("paid", gateway.ledger.get(order_sn).trade_no)
+    assert (view["payments"][0]["status"], view["payments"][0]["trade_no"]) == (
+        "paid",
+        gateway.ledger.get(order_sn).trade_no,
+    )
     assert sorted((e.source, e.out_trade_no, e.outcome) for e in notify_log(app)) == sorted(
-        [("query", order_sn, "paid"), ("query", never_started, "not_started")])
+        [("query", order_sn, "paid"), ("query", never_started, "not_started")]
+    )
     assert payment_of(app, never_started).payment_status is PaymentStatus.UNPAID
 
 
@@ -134,8 +129,12 @@ def test_close_an_unpaid_trade_closes_the_payment_through_the_notify(shop):
 def test_confirm_with_query_checks_a_paid_notify_with_the_gateway(tmp_path, settings, gateway_keys):
     gateway = make_gateway_app(settings)
     with serving(gateway) as gateway_url:
-        app = make_app(tmp_path, **settings, ALIPAY_GATEWAY_URL=f"{gateway_url}/gateway.do",
-                       ALIPAY_CONFIRM_WITH_QUERY="true")
+        app = make_app(
+            tmp_path,
+            **settings,
+            ALIPAY_GATEWAY_URL=f"{gateway_url}/gateway.do",
+            ALIPAY_CONFIRM_WITH_QUERY="true",
+        )
         with serving(app) as base_url:
             app.config["PUBLIC_URL"] = base_url
             first, second = member_orders(app)[:2]
@@ -149,7 +148,7 @@ def test_confirm_with_query_checks_a_paid_notify_with_the_gateway(tmp_path, sett
             trade = gateway.ledger.get(second)
             params = gateway.notify_params(trade)
             params.update(trade_status="TRADE_SUCCESS")
-            params["sign"] = signing.sign(params, gateway_keys[0])
+            params["sign"] = rsa2.sign(params, gateway_keys[0])
             answer = browser.post(f"{base_url}/pay/success", data=params)
     assert answer.text == "failure"
     assert payment_of(app, second).payment_status is PaymentStatus.UNPAID

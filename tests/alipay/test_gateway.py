@@ -1,6 +1,7 @@
 """The offline gateway over real HTTP, driven by the provider (python-alipay-sdk underneath)."""
 
 import json
+import re
 import time
 from decimal import Decimal
 
@@ -9,14 +10,14 @@ import requests
 from support.alipay import APP_ID, SELLER_ID, SPEEDUP, a_payment, open_cashier, pay_on_cashier
 
 from gmall_payment.core.errors import ProviderError, TradeNotFound
-from gmall_payment.core.model import TradeStatus
-from gmall_payment.plugins import signing
+from gmall_payment.core.model import RefundNotice, TradeStatus
+from gmall_payment.plugins import rsa2
 from gmall_payment.plugins.alipay.client import beijing_timestamp, signed_content
 from gmall_payment.plugins.alipay.config import NOTIFY_SCHEDULE
 from gmall_payment.plugins.alipay.gateway import BRACE_BODY
 from gmall_payment.plugins.alipay.provider import AlipayProvider
 
-REQUEST = signing.REQUEST_UNSIGNED_FIELDS
+REQUEST = rsa2.REQUEST_UNSIGNED_FIELDS
 
 
 def paid(provider, gateway, receiver, out_trade_no="202411110001", amount="123.45", scenario="normal"):
@@ -30,10 +31,16 @@ def paid(provider, gateway, receiver, out_trade_no="202411110001", amount="123.4
 
 def raw_call(gateway, key, method="alipay.trade.query", biz=None, sign_with=None, **changes):
     """A request built by hand: signed as Alipay specifies (sign_type included), then changed."""
-    params = {"app_id": APP_ID, "method": method, "charset": "utf-8", "sign_type": "RSA2",
-              "timestamp": beijing_timestamp(), "version": "1.0",
-              "biz_content": json.dumps(biz or {"out_trade_no": "202411110001"})}
-    params["sign"] = signing.sign(params, sign_with or key, REQUEST)
+    params = {
+        "app_id": APP_ID,
+        "method": method,
+        "charset": "utf-8",
+        "sign_type": "RSA2",
+        "timestamp": beijing_timestamp(),
+        "version": "1.0",
+        "biz_content": json.dumps(biz or {"out_trade_no": "202411110001"}),
+    }
+    params["sign"] = rsa2.sign(params, sign_with or key, REQUEST)
     params.update(changes)
     params = {k: v for k, v in params.items() if v is not None}
     return requests.post(gateway.url, data=params)
@@ -55,8 +62,15 @@ def test_pay_notifies_a_signed_notify_the_provider_accepts(provider, gateway, re
     notification = provider.parse_notification(notify)
     trade = gateway.ledger.get(payment.out_trade_no)
     assert (notification.status, notification.total_amount, notification.trade_no) == (
-        TradeStatus.PAID, Decimal("123.45"), trade.trade_no)
-    assert (notify["app_id"], notify["seller_id"], notify["notify_type"]) == (APP_ID, SELLER_ID, "trade_status_sync")
+        TradeStatus.PAID,
+        Decimal("123.45"),
+        trade.trade_no,
+    )
+    assert (notify["app_id"], notify["seller_id"], notify["notify_type"]) == (
+        APP_ID,
+        SELLER_ID,
+        "trade_status_sync",
+    )
     assert notify["buyer_pay_amount"] == notify["total_amount"] == "123.45"
     assert "out_trade_no=202411110001" in back.headers["Location"]
     assert "sign=" in back.headers["Location"]  # the return is signed, though the shop reads its own database
@@ -74,7 +88,10 @@ def test_query_answers_as_alipay_does(provider, gateway, receiver):
 
     pay_on_cashier(open_cashier(provider, payment, receiver.url))
     now_paid = provider.query(payment)
-    assert (now_paid.status, now_paid.trade_no) == (TradeStatus.PAID, gateway.ledger.get("202411110001").trade_no)
+    assert (now_paid.status, now_paid.trade_no) == (
+        TradeStatus.PAID,
+        gateway.ledger.get("202411110001").trade_no,
+    )
     assert json.loads(now_paid.raw)["send_pay_date"]
 
 
@@ -103,13 +120,34 @@ def test_refunds_full_partial_and_repeated(provider, gateway, receiver):
         provider.refund(payment, Decimal("0.01"), "R5")
     assert closed.value.sub_code == "ACQ.TRADE_HAS_CLOSE"
     assert gateway.ledger.get(payment.out_trade_no).refunds == {
-        "R1": Decimal("30.00"), "R2": Decimal("50.00"), "R4": Decimal("20.00")}
+        "R1": Decimal("30.00"),
+        "R2": Decimal("50.00"),
+        "R4": Decimal("20.00"),
+    }
     assert gateway.notifier.join(5)
-    closed_notify = receiver.received[-1]  # Alipay says a fully refunded trade is closed
-    assert (closed_notify["trade_status"], closed_notify["refund_fee"], closed_notify["out_biz_no"]) == (
-        "TRADE_CLOSED", "100.00", "R4")
-    assert provider.parse_notification(closed_notify).status is TradeStatus.CLOSED
-    assert [n["trade_status"] for n in receiver.received] == ["TRADE_SUCCESS", "TRADE_CLOSED"]  # none for partial ones
+    # One notify per refund that moved money (none for the repeats, none for the refused ones):
+    # a partial refund leaves the trade TRADE_SUCCESS, the last closes it (Alipay's 退款通知).
+    assert [
+        (n["trade_status"], n.get("refund_fee"), n.get("out_biz_no"), "gmt_close" in n)
+        for n in receiver.received
+    ] == [
+        ("TRADE_SUCCESS", None, None, False),  # paid
+        ("TRADE_SUCCESS", "30.00", "R1", False),
+        ("TRADE_SUCCESS", "80.00", "R2", False),
+        ("TRADE_CLOSED", "100.00", "R4", True),
+    ]
+    assert all(
+        re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", n["gmt_refund"]) for n in receiver.received[1:]
+    )
+    partial, closed = (provider.parse_notification(receiver.received[i]) for i in (1, 3))
+    assert (partial.status, partial.refund) == (
+        TradeStatus.PAID,
+        RefundNotice("R1", None, succeeded=True, refunded_total=Decimal("30.00")),
+    )
+    assert (closed.status, closed.refund) == (
+        TradeStatus.CLOSED,
+        RefundNotice("R4", None, succeeded=True, refunded_total=Decimal("100.00")),
+    )
 
 
 def test_one_full_refund_and_refunds_of_what_was_not_paid(provider, gateway, receiver):
@@ -177,16 +215,23 @@ def test_page_pay_with_another_amount_for_the_same_trade_is_refused(provider, ga
         ({"method": "alipay.trade.pay.everything"}, "40002", "isv.invalid-method"),
     ],
 )
-def test_bad_requests_are_answered_with_alipays_codes(gateway, merchant_keys, gateway_keys, changes, code, sub_code):
+def test_bad_requests_are_answered_with_alipays_codes(
+    gateway, merchant_keys, gateway_keys, changes, code, sub_code
+):
     response = raw_call(gateway, merchant_keys[0], **changes)
     content, sign = answer(response)
     assert (content["code"], content["msg"], content["sub_code"]) == (
-        code, {"40001": "Missing Required Arguments", "40002": "Invalid Arguments"}[code], sub_code)
+        code,
+        {"40001": "Missing Required Arguments", "40002": "Invalid Arguments"}[code],
+        sub_code,
+    )
     member = "error_response" if sub_code == "isv.invalid-method" else "alipay_trade_query_response"
-    assert signing.verify_text(signed_content(response.text, member), sign, gateway_keys[1])
+    assert rsa2.verify_text(signed_content(response.text, member), sign, gateway_keys[1])
 
 
-def test_a_request_signed_with_another_key_is_refused_and_says_what_it_verified(gateway, merchant_keys, other_keys):
+def test_a_request_signed_with_another_key_is_refused_and_says_what_it_verified(
+    gateway, merchant_keys, other_keys
+):
     content, _ = answer(raw_call(gateway, merchant_keys[0], sign_with=other_keys[0]))
     assert content["sub_code"] == "isv.invalid-signature"
     assert "app_id=" + APP_ID in content["sub_msg"] and "sign_type=RSA2" in content["sub_msg"]
@@ -202,11 +247,15 @@ def test_a_valid_request_is_answered_and_signed_over_the_exact_text(gateway, mer
     content, sign = answer(response)
     assert (content["code"], content["sub_code"]) == ("40004", "ACQ.TRADE_NOT_EXIST")
     assert content["out_trade_no"] == "202411110001" and content["buyer_pay_amount"] == "0.00"
-    assert signing.verify_text(signed_content(response.text, "alipay_trade_query_response"), sign, gateway_keys[1])
+    assert rsa2.verify_text(
+        signed_content(response.text, "alipay_trade_query_response"), sign, gateway_keys[1]
+    )
     assert response.headers["Content-Type"].startswith("application/json")
 
 
-def test_the_sdk_as_shipped_is_refused_where_the_server_is_not_in_beijing(gateway, merchant_keys, monkeypatch):
+def test_the_sdk_as_shipped_is_refused_where_the_server_is_not_in_beijing(
+    gateway, merchant_keys, monkeypatch
+):
     """Evidence for the Beijing-time fix: the SDK stamps local time, the gateway reads Beijing time."""
     import time as time_module
 
@@ -215,8 +264,11 @@ def test_the_sdk_as_shipped_is_refused_where_the_server_is_not_in_beijing(gatewa
     monkeypatch.setenv("TZ", "America/New_York")
     time_module.tzset()
     try:
-        plain = AliPay(appid=APP_ID, app_private_key_string=signing.private_pem(merchant_keys[0]).decode(),
-                       alipay_public_key_string=signing.public_pem(merchant_keys[1]).decode())
+        plain = AliPay(
+            appid=APP_ID,
+            app_private_key_string=rsa2.private_pem(merchant_keys[0]).decode(),
+            alipay_public_key_string=rsa2.public_pem(merchant_keys[1]).decode(),
+        )
         data = plain.build_body("alipay.trade.query", {"out_trade_no": "202411110001"})
         content, _ = answer(requests.get(gateway.url + "?" + plain.sign_data(data)))
     finally:
@@ -241,16 +293,20 @@ def test_notify_retries_on_alipays_schedule_compressed(provider, gateway, receiv
     gaps = [later.at - earlier.at for earlier, later in zip(attempts, attempts[1:], strict=False)]
     expected = [wait / SPEEDUP for wait in NOTIFY_SCHEDULE[1:]]
     assert expected == pytest.approx([240 / SPEEDUP, 0.025, 0.025, 0.15, 0.3, 0.9, 2.25])
+    # Never early; late by at most a bound a loaded machine keeps (the uncompressed schedule
+    # would wait 240 s before the second attempt, which join(10) refuses).
     for gap, wait in zip(gaps, expected, strict=True):
-        assert wait <= gap < wait + 0.5, (gaps, expected)
-    assert attempts[0].at - started < 0.5
+        assert wait <= gap < wait + 2.0, (gaps, expected)
+    assert attempts[0].at - started < 2.0
 
 
 def test_notify_stops_at_the_first_success(provider, gateway, receiver):
     receiver.failures = 2
     paid(provider, gateway, receiver)
     assert gateway.notifier.join(5)
-    assert [(a.status, a.body) for a in gateway.notifier.attempts] == [(200, "failure")] * 2 + [(200, "success")]
+    assert [(a.status, a.body) for a in gateway.notifier.attempts] == [(200, "failure")] * 2 + [
+        (200, "success")
+    ]
     assert receiver.received[0] == receiver.received[2]  # a retry is the same notify, same notify_id
 
 
@@ -305,9 +361,12 @@ def test_a_provider_with_a_key_alipay_does_not_know_is_refused(settings, gateway
     from gmall_payment.plugins.alipay.config import AlipayConfig
 
     key_file = tmp_path / "stranger.pem"
-    key_file.write_bytes(signing.private_pem(other_keys[0]))
-    stranger = AlipayProvider(AlipayConfig.from_settings(
-        {**settings, "ALIPAY_GATEWAY_URL": gateway.url, "ALIPAY_APP_PRIVATE_KEY_FILE": str(key_file)}))
+    key_file.write_bytes(rsa2.private_pem(other_keys[0]))
+    stranger = AlipayProvider(
+        AlipayConfig.from_settings(
+            {**settings, "ALIPAY_GATEWAY_URL": gateway.url, "ALIPAY_APP_PRIVATE_KEY_FILE": str(key_file)}
+        )
+    )
     with pytest.raises(ProviderError) as refused:
         stranger.query(payment_of())
     assert refused.value.sub_code == "isv.invalid-signature"

@@ -95,7 +95,9 @@ class SqlBackend:
         )
 
     def points_of(self, member_id):
-        return tuple(db.session.execute(select(Member.integration, Member.growth).where(Member.id == member_id)).one())
+        return tuple(
+            db.session.execute(select(Member.integration, Member.growth).where(Member.id == member_id)).one()
+        )
 
     def awarded(self, order_sn):
         count = select(func.count()).select_from(PointsLedger).where(PointsLedger.order_sn == order_sn)

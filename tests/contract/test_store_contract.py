@@ -1,13 +1,15 @@
 """The store contract: what every implementation of ports.store must do, on every backend."""
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from support import races
 
 from gmall_payment.core import events
+from gmall_payment.core.bills import BillRun
 from gmall_payment.core.model import (
     LockStatus,
     NotificationRecord,
@@ -20,7 +22,7 @@ from gmall_payment.core.model import (
     PointsKind,
     RefundStatus,
 )
-from gmall_payment.ports.store import DETAIL_LENGTH, FLAG_LENGTH
+from gmall_payment.ports.store import DETAIL_LENGTH, FLAG_LENGTH, relayed
 
 MEMBER = 7
 SN = "202405011230450001"
@@ -87,21 +89,18 @@ def race(backend, attempt):
     side, all of them have read before any writes, so a loser that re-reads must see the
     winner's row past the snapshot its first read may have fixed (MySQL REPEATABLE READ).
     """
-    start = threading.Barrier(RACERS, timeout=30)
     all_have_read = threading.Barrier(RACERS if backend.concurrent else 1, timeout=30)
 
-    def run():
-        with backend.context():
-            start.wait()  # before entering: the in-process unit of work holds a lock
-            with backend.uow() as uow:
-                uow.orders.get(SN)
-                all_have_read.wait()
-                result = attempt(uow)
-                uow.commit()
-                return result
+    def run(_):
+        # released before entering: the in-process unit of work holds a lock
+        with backend.uow() as uow:
+            uow.orders.get(SN)
+            all_have_read.wait()
+            result = attempt(uow)
+            uow.commit()
+            return result
 
-    with ThreadPoolExecutor(RACERS) as pool:
-        return [future.result(timeout=60) for future in [pool.submit(run) for _ in range(RACERS)]]
+    return races.race(RACERS, run, inside=backend.context, timeout=60)
 
 
 # payments
@@ -115,7 +114,11 @@ def test_find_by_trade_and_for_order(shop):
     with shop.uow() as uow:
         found = uow.payments.find(SN, "alipay")
         assert found == alipay
-        assert (found.out_trade_no, found.subject, found.create_time) == (SN, "谷粒商城-华为 Mate 60", CREATED)
+        assert (found.out_trade_no, found.subject, found.create_time) == (
+            SN,
+            "谷粒商城-华为 Mate 60",
+            CREATED,
+        )
         assert found.payment_status is PaymentStatus.UNPAID
         assert uow.payments.find(SN, "wechat") is None
         assert uow.payments.by_trade("mockpay", "M-" + SN) == mockpay
@@ -181,8 +184,14 @@ def test_get_by_id_and_move_changes_only_the_fields_given(shop):
     with shop.uow() as uow:
         assert uow.payments.get(payment.id) == payment
         assert uow.payments.get(payment.id + 1000) is None
-        assert uow.payments.move(payment.id, PaymentStatus.UNPAID, PaymentStatus.PAID, trade_no="T1",
-                                 callback_time=CREATED, callback_content="paid")
+        assert uow.payments.move(
+            payment.id,
+            PaymentStatus.UNPAID,
+            PaymentStatus.PAID,
+            trade_no="T1",
+            callback_time=CREATED,
+            callback_content="paid",
+        )
         assert uow.payments.move(payment.id, PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED)
         uow.commit()
 
@@ -191,7 +200,12 @@ def test_get_by_id_and_move_changes_only_the_fields_given(shop):
     assert (now.trade_no, now.callback_time, now.callback_content) == ("T1", CREATED, "paid")
     assert now.next_query_time == datetime(2024, 5, 1, 12, 35)
     assert (now.refund_reserved, now.refunded, now.refund_reason, now.flag, now.query_attempts) == (
-        Decimal("0.00"), Decimal("0.00"), None, None, 0)
+        Decimal("0.00"),
+        Decimal("0.00"),
+        None,
+        None,
+        0,
+    )
 
 
 def test_settle_order_once_per_order(shop):
@@ -306,6 +320,59 @@ def test_due_for_query_are_unpaid_payments_whose_time_has_come(shop):
     assert settled.id not in due(at.replace(hour=23))
 
 
+def test_paid_between_are_the_provider_s_payments_whose_money_came_then(shop):
+    day = datetime(2024, 5, 1)
+
+    def paid_at(at, status=PaymentStatus.PAID, **fields):
+        payment = stored(shop, a_payment(**fields))
+        with shop.uow() as uow:
+            assert uow.payments.move(payment.id, PaymentStatus.UNPAID, status, callback_time=at)
+            uow.commit()
+        return payment
+
+    late = paid_at(day.replace(hour=23, minute=59, second=59, microsecond=999999), out_trade_no="LATE")
+    early = paid_at(day, out_trade_no="EARLY", order_sn=OTHER_SN)
+    paid_at(day.replace(day=2), out_trade_no="NEXT", provider="mockpay")
+    paid_at(day.replace(hour=12), provider="mockpay", out_trade_no="OTHER", order_sn=OTHER_SN)
+    paid_at(day.replace(hour=1), status=PaymentStatus.CLOSED, provider="closed", out_trade_no="CLOSED")
+    with shop.uow() as uow:
+        taken = uow.payments.paid_between("alipay", day, day.replace(day=2))
+        assert [p.id for p in taken] == [early.id, late.id]
+        assert uow.payments.paid_between("mockpay", day, day.replace(day=2))[0].out_trade_no == "OTHER"
+        assert uow.payments.paid_between("closed", day, day.replace(day=2)) == []
+
+
+def test_bill_runs_are_kept_as_given_newest_first(shop):
+    started = datetime(2024, 5, 2, 10, 0, 0, 123456)
+    failed = BillRun(
+        "alipay", date(2024, 5, 1), started, started, "failed", detail="isp.bill_not_exist: 账单不存在"
+    )
+    done = BillRun(
+        "alipay",
+        date(2024, 5, 1),
+        started,
+        started.replace(second=5),
+        "done",
+        trade_lines=3,
+        refund_lines=1,
+        matched=2,
+        repaired=1,
+        refunds_recorded=1,
+        differences=("bill 2024-05-01: paid at alipay, unpaid here: paid", "退款 R-1 “外部”"),
+    )
+    with shop.uow() as uow:
+        kept = [uow.bill_runs.add(run) for run in (failed, done)]
+        uow.bill_runs.add(replace(done, provider="other", bill_date=date(2024, 5, 2)))
+        uow.commit()
+
+    with shop.uow() as uow:
+        assert [run.id for run in uow.bill_runs.recent(3)][1:] == [kept[1].id, kept[0].id]
+        assert uow.bill_runs.recent(3)[1:] == kept[::-1]  # every field as given, times to the microsecond
+        assert uow.bill_runs.done("alipay", date(2024, 5, 1)) == kept[1]
+        assert uow.bill_runs.done("alipay", date(2024, 5, 2)) is None
+        assert uow.bill_runs.done("other", date(2024, 5, 1)) is None
+
+
 def test_schedule_query_is_compare_and_set_on_the_attempts(shop):
     payment = stored(shop, a_payment(next_query_time=CREATED))
     later = datetime(2024, 5, 1, 12, 40)
@@ -331,9 +398,16 @@ def test_racing_schedules_let_one_worker_ask(shop):
 
 
 def a_refund(payment, request_no="R1", amount="10.00", **fields) -> PaymentRefund:
-    return PaymentRefund(payment_id=payment.id, order_sn=payment.order_sn, out_request_no=request_no,
-                         amount=Decimal(amount), reason="operator", create_time=CREATED, update_time=CREATED,
-                         **fields)
+    return PaymentRefund(
+        payment_id=payment.id,
+        order_sn=payment.order_sn,
+        out_request_no=request_no,
+        amount=Decimal(amount),
+        reason="operator",
+        create_time=CREATED,
+        update_time=CREATED,
+        **fields,
+    )
 
 
 def test_refunds_once_per_request_number(shop):
@@ -351,7 +425,10 @@ def test_refunds_once_per_request_number(shop):
     assert (first.amount, first.status, first.answer) == (Decimal("10.00"), RefundStatus.PENDING, "")
     assert read(shop, lambda uow: uow.refunds.get(payment.id, "R1")) == first
     assert read(shop, lambda uow: uow.refunds.get(payment.id, "R3")) is None
-    assert [r.out_request_no for r in read(shop, lambda uow: uow.refunds.for_payment(payment.id))] == ["R1", "R2"]
+    assert [r.out_request_no for r in read(shop, lambda uow: uow.refunds.for_payment(payment.id))] == [
+        "R1",
+        "R2",
+    ]
     assert type(second.amount) is Decimal and str(second.amount) == "0.01"
 
 
@@ -370,17 +447,44 @@ def test_refund_move_is_compare_and_set(shop):
     with shop.uow() as uow:
         refund, _ = uow.refunds.add_once(a_refund(payment))
         done = datetime(2024, 5, 1, 12, 50)
-        assert uow.refunds.move(refund.id, RefundStatus.PENDING, RefundStatus.SUCCEEDED, update_time=done,
-                                answer='{"fund_change": "Y"}')
+        assert uow.refunds.move(
+            refund.id,
+            RefundStatus.PENDING,
+            RefundStatus.SUCCEEDED,
+            update_time=done,
+            answer='{"fund_change": "Y"}',
+        )
         assert not uow.refunds.move(refund.id, RefundStatus.PENDING, RefundStatus.FAILED, update_time=done)
         uow.commit()
 
     now = read(shop, lambda uow: uow.refunds.get(payment.id, "R1"))
     assert (now.status, now.update_time, now.answer) == (RefundStatus.SUCCEEDED, done, '{"fund_change": "Y"}')
-    with shop.uow() as uow:
-        assert uow.refunds.move(refund.id, RefundStatus.SUCCEEDED, RefundStatus.FAILED, update_time=done)
+    with shop.uow() as uow:  # a move without an answer keeps the one there
+        other, _ = uow.refunds.add_once(a_refund(payment, "R2"))
+        assert uow.refunds.move(
+            other.id, RefundStatus.PENDING, RefundStatus.FAILED, update_time=done, answer="refused"
+        )
+        assert uow.refunds.move(other.id, RefundStatus.FAILED, RefundStatus.PENDING, update_time=done)
         uow.commit()
-    assert read(shop, lambda uow: uow.refunds.get(payment.id, "R1")).answer == '{"fund_change": "Y"}'
+    assert read(shop, lambda uow: uow.refunds.get(payment.id, "R2")).answer == "refused"
+
+
+def test_a_refund_note_changes_the_answer_only_while_the_status_holds(shop):
+    payment = paid(shop)
+    with shop.uow() as uow:
+        refund, _ = uow.refunds.add_once(a_refund(payment))
+        noted = datetime(2024, 5, 1, 12, 50)
+        assert uow.refunds.note(refund.id, RefundStatus.PENDING, update_time=noted, answer="no answer yet")
+        uow.commit()
+    now = read(shop, lambda uow: uow.refunds.get(payment.id, "R1"))
+    assert (now.status, now.update_time, now.answer) == (RefundStatus.PENDING, noted, "no answer yet")
+    with shop.uow() as uow:
+        assert not uow.refunds.note(refund.id, RefundStatus.FAILED, update_time=CREATED, answer="stale")
+        assert not uow.refunds.note(
+            refund.id + 1000, RefundStatus.PENDING, update_time=CREATED, answer="none"
+        )
+        uow.commit()
+    assert read(shop, lambda uow: uow.refunds.get(payment.id, "R1")) == now
 
 
 # orders
@@ -407,6 +511,16 @@ def test_order_move_is_compare_and_set(shop):
         uow.commit()
 
     assert read(shop, lambda uow: uow.orders.get(SN)).status is OrderStatus.AWAITING_SHIPMENT
+
+
+def test_an_orders_status_is_read_alone(shop):
+    assert read(shop, lambda uow: uow.orders.status(SN)) is OrderStatus.AWAITING_PAYMENT
+    with shop.uow() as uow:
+        uow.orders.move(SN, OrderStatus.AWAITING_PAYMENT, OrderStatus.CLOSED)
+        assert uow.orders.status(SN) is OrderStatus.CLOSED  # this transaction's own change
+        uow.commit()
+    assert read(shop, lambda uow: uow.orders.status(SN)) is OrderStatus.CLOSED
+    assert read(shop, lambda uow: uow.orders.status("nope")) is None
 
 
 def test_orders_awaiting_payment_since_a_time_oldest_first(shop):
@@ -557,8 +671,17 @@ def a_record(provider="alipay", notify_id="N1", accepted=True, **fields) -> Noti
 def test_notification_log_keeps_every_record_as_given(shop):
     with shop.uow() as uow:
         first = uow.notifications.add(a_record(detail="", replay_of=None))
-        second = uow.notifications.add(a_record(notify_id=None, accepted=False, verified=False, detail="x" * 500,
-                                                raw="a=" + "长" * 5000, replay_of=first.id, source="query"))
+        second = uow.notifications.add(
+            a_record(
+                notify_id=None,
+                accepted=False,
+                verified=False,
+                detail="x" * 500,
+                raw="a=" + "长" * 5000,
+                replay_of=first.id,
+                source="query",
+            )
+        )
         uow.commit()
 
     assert first.id is not None and second.id is not None and first.id != second.id
@@ -582,8 +705,10 @@ def test_notification_log_finds_the_first_accepted_copy_of_a_notify_id(shop):
 
 def test_notification_log_lists_newest_first(shop):
     with shop.uow() as uow:
-        ids = [uow.notifications.add(a_record(provider=p, notify_id=f"N{i}")).id
-               for i, p in enumerate(["alipay", "mockpay", "alipay", "alipay"])]
+        ids = [
+            uow.notifications.add(a_record(provider=p, notify_id=f"N{i}")).id
+            for i, p in enumerate(["alipay", "mockpay", "alipay", "alipay"])
+        ]
         uow.commit()
 
     assert [r.id for r in read(shop, lambda uow: uow.notifications.recent(10))] == ids[::-1]
@@ -601,7 +726,10 @@ def test_outbox_add_returns_the_id_unsent_selects_by(shop):
 
     assert len(set(ids)) == 3 and all(isinstance(i, int) for i in ids)
     chosen = read(shop, lambda uow: uow.outbox.unsent(10, ids=[ids[2], ids[0]]))
-    assert [(m.id, m.event.order_sn, m.sent_at) for m in chosen] == [(ids[0], SN, None), (ids[2], "third", None)]
+    assert [(m.id, m.event.order_sn, m.sent_at) for m in chosen] == [
+        (ids[0], SN, None),
+        (ids[2], "third", None),
+    ]
     assert read(shop, lambda uow: uow.outbox.unsent(10, ids=[])) == []
 
 
@@ -616,9 +744,13 @@ def test_outbox_unsettled_are_the_sent_ones_until_settled(shop):
         return [(m.id, m.sent_at) for m in read(shop, lambda uow: uow.outbox.unsettled(before, 10))]
 
     assert unsettled(datetime(2024, 5, 1, 12, 5)) == [(early, datetime(2024, 5, 1, 12, 0))]
-    assert unsettled(datetime(2024, 5, 1, 13)) == [(early, datetime(2024, 5, 1, 12, 0)),
-                                                   (late, datetime(2024, 5, 1, 12, 10))]
-    assert [m.id for m in read(shop, lambda uow: uow.outbox.unsettled(datetime(2024, 5, 1, 13), 1))] == [early]
+    assert unsettled(datetime(2024, 5, 1, 13)) == [
+        (early, datetime(2024, 5, 1, 12, 0)),
+        (late, datetime(2024, 5, 1, 12, 10)),
+    ]
+    assert [m.id for m in read(shop, lambda uow: uow.outbox.unsettled(datetime(2024, 5, 1, 13), 1))] == [
+        early
+    ]
 
     with shop.uow() as uow:
         uow.outbox.mark_sent([early], datetime(2024, 5, 1, 12, 30))  # sent again: the clock restarts
@@ -628,6 +760,31 @@ def test_outbox_unsettled_are_the_sent_ones_until_settled(shop):
     assert unsettled(datetime(2024, 5, 1, 12, 20)) == []
     assert unsettled(datetime(2024, 5, 1, 13)) == [(early, datetime(2024, 5, 1, 12, 30))]
     assert [m.id for m in read(shop, lambda uow: uow.outbox.unsent(10))] == [never]
+
+
+# events leave with the commit
+
+
+def test_a_unit_of_work_hands_the_events_it_committed_over_once_as_it_ends(shop):
+    handed = []
+    uow = relayed(shop.uow, lambda *ids: handed.append(ids))
+    with uow() as unit:
+        first = unit.outbox.add(events.order_paid(SN))
+        unit.commit()
+        second = unit.outbox.add(events.order_paid(OTHER_SN))
+        unit.commit()
+        unit.outbox.add(events.order_paid("rolled back"))
+        assert handed == []
+    assert handed == [(first, second)]
+    assert [m.id for m in read(shop, lambda unit: unit.outbox.unsent(10))] == [first, second]
+
+    with uow() as unit:  # nothing committed: nothing handed over
+        unit.outbox.add(events.order_paid("never committed"))
+    with pytest.raises(RuntimeError), uow() as unit:
+        unit.outbox.add(events.order_paid("failed"))
+        raise RuntimeError("the change failed half way")
+    assert handed == [(first, second)]
+    assert [m.id for m in read(shop, lambda unit: unit.outbox.unsent(10))] == [first, second]
 
 
 # fulfilment trace
@@ -642,7 +799,10 @@ def test_trace_keeps_entries_per_order_oldest_first(shop):
         uow.commit()
 
     mine = read(shop, lambda uow: uow.trace.for_order(SN))
-    assert [(e.order_sn, e.step, e.outcome) for e in mine] == [(SN, "mark_order_paid", "done"), (SN, "award_points", "dead")]
+    assert [(e.order_sn, e.step, e.outcome) for e in mine] == [
+        (SN, "mark_order_paid", "done"),
+        (SN, "award_points", "dead"),
+    ]
     assert mine[0].detail == "status 0 -> 1" and mine[1].detail == "x" * DETAIL_LENGTH
     assert all(isinstance(e.at, datetime) for e in mine) and mine[0].at <= mine[1].at
     [theirs] = read(shop, lambda uow: uow.trace.for_order(OTHER_SN))
@@ -700,15 +860,25 @@ CHANGES = {
         lambda backend, uow: uow.payments.find(SN, "alipay").query_attempts,
     ),
     "mark owed and flag": (
-        lambda uow: (uow.payments.mark_owed(uow.payments.find(SN, "alipay").id, "paid_twice"),
-                     uow.payments.set_flag(uow.payments.find(SN, "alipay").id, "look")),
-        lambda backend, uow: (uow.payments.find(SN, "alipay").refund_reason, uow.payments.find(SN, "alipay").flag),
+        lambda uow: (
+            uow.payments.mark_owed(uow.payments.find(SN, "alipay").id, "paid_twice"),
+            uow.payments.set_flag(uow.payments.find(SN, "alipay").id, "look"),
+        ),
+        lambda backend, uow: (
+            uow.payments.find(SN, "alipay").refund_reason,
+            uow.payments.find(SN, "alipay").flag,
+        ),
     ),
     "reserve and settle a refund": (
-        lambda uow: (uow.payments.move(uow.payments.find(SN, "alipay").id, PaymentStatus.UNPAID, PaymentStatus.PAID),
-                     uow.payments.reserve_refund(uow.payments.find(SN, "alipay").id, Decimal("1.00")),
-                     uow.payments.add_refunded(uow.payments.find(SN, "alipay").id, Decimal("1.00"))),
-        lambda backend, uow: (uow.payments.find(SN, "alipay").refund_reserved, uow.payments.find(SN, "alipay").refunded),
+        lambda uow: (
+            uow.payments.move(uow.payments.find(SN, "alipay").id, PaymentStatus.UNPAID, PaymentStatus.PAID),
+            uow.payments.reserve_refund(uow.payments.find(SN, "alipay").id, Decimal("1.00")),
+            uow.payments.add_refunded(uow.payments.find(SN, "alipay").id, Decimal("1.00")),
+        ),
+        lambda backend, uow: (
+            uow.payments.find(SN, "alipay").refund_reserved,
+            uow.payments.find(SN, "alipay").refunded,
+        ),
     ),
     "add refund": (
         lambda uow: uow.refunds.add_once(a_refund(uow.payments.find(SN, "alipay"))),

@@ -2,9 +2,9 @@
 the Redis gate can show: its keys, its round trips, a key Redis lost."""
 
 import os
-import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -12,12 +12,13 @@ import pytest
 import redis
 from redis.connection import Connection
 from redis.crc import key_slot
+from support.races import race
 
 from gmall_payment.adapters.redis.seckill import RedisReservationGate
 from gmall_payment.core.ordersn import new_order_sn
 from gmall_payment.core.seckill import Click, ClickLimits, InvalidSale, Outcome, RateLimit, Sale
 
-from .conftest import REDIS, make_gate
+from .conftest import REDIS, REDIS_CLUSTER, make_gate
 
 SKU = 1001
 START = datetime(2024, 11, 11, 20, 0, 0)
@@ -122,7 +123,11 @@ def test_the_reservation_is_handed_off_with_everything_the_order_needs(loaded):
 
     [reservation] = loaded.take(SKU, "creator", 10, 30)
     assert (reservation.order_sn, reservation.member_id, reservation.sku_id, reservation.sale_id) == (
-        order_sn, 42, SKU, 7)
+        order_sn,
+        42,
+        SKU,
+        7,
+    )
     assert reservation.reserved_at == now
     assert reservation.deliveries == 1 and reservation.receipt
 
@@ -151,6 +156,14 @@ def test_give_back_returns_the_unit_and_frees_the_member_once(loaded):
     assert again.outcome is Outcome.RESERVED and again.order_sn != bought.order_sn
     assert loaded.give_back(SKU, 1, bought.order_sn) is False  # the old order no longer speaks for the member
     assert loaded.units_left(SKU) == 9
+
+
+def test_held_names_the_members_order_until_the_unit_comes_back(loaded):
+    assert loaded.held(SKU, 1) is None and loaded.held(2002, 1) is None  # nothing held, a SKU not on sale
+    bought = click(loaded, 1)
+    assert loaded.held(SKU, 1) == bought.order_sn and loaded.held(SKU, 2) is None
+    assert loaded.give_back(SKU, 1, bought.order_sn) is True
+    assert loaded.held(SKU, 1) is None
 
 
 # handing reservations to order creators
@@ -195,7 +208,7 @@ def test_unload_refuses_while_a_reservation_was_never_handed_out(loaded):
 # rate limits, counted in the same step
 
 
-@pytest.fixture(params=["inprocess", REDIS])
+@pytest.fixture(params=["inprocess", REDIS, REDIS_CLUSTER])
 def limited(request):
     """The gate of ``loaded``, limiting each member to 2 clicks and each address to 5 a minute."""
     gate = make_gate(request.param, request, ClickLimits(member=(RateLimit(2, 60),), ip=(RateLimit(5, 60),)))
@@ -216,6 +229,19 @@ def test_a_member_over_the_limit_is_turned_away_before_the_checks_and_takes_noth
     assert {r.member_id for r in limited.take(SKU, "creator", 100, 30)} == {1, 2, 3}
 
 
+def test_a_click_sent_again_is_told_it_reserved_and_counts_once(limited):
+    now = OPEN
+    order_sn = new_order_sn(now)
+    answers = [limited.reserve(SKU, 1, order_sn, now, IP) for _ in range(3)]  # a retry, then another
+
+    assert answers == [Click(Outcome.RESERVED, order_sn)] * 3  # never "already bought" for its own click
+    assert limited.units_left(SKU) == 9 and [r.order_sn for r in limited.take(SKU, "creator", 100, 30)] == [
+        order_sn
+    ]
+    assert click(limited, 1) == Click(Outcome.ALREADY_BOUGHT, order_sn)  # the member's second click, counted
+    assert click(limited, 1).outcome is Outcome.RATE_LIMITED
+
+
 def test_limits_count_per_sale(limited):
     limited.preheat(a_sale(sale_id=8, sku_id=SKU + 1), 5)
     for _ in range(2):
@@ -225,7 +251,7 @@ def test_limits_count_per_sale(limited):
     assert click(limited, 1, sku_id=SKU + 1).outcome is Outcome.RESERVED
 
 
-@pytest.mark.parametrize("kind", ["inprocess", REDIS])
+@pytest.mark.parametrize("kind", ["inprocess", REDIS, REDIS_CLUSTER])
 def test_a_window_over_lets_the_member_click_again(kind, request):
     gate = make_gate(kind, request, ClickLimits(member=(RateLimit(1, 1),)))
     gate.preheat(a_sale(), 10)
@@ -242,25 +268,17 @@ def test_a_window_over_lets_the_member_click_again(kind, request):
 
 def test_a_burst_of_clicks_reserves_each_unit_once_and_no_member_twice(loaded):
     threads, clicks_each, members = 50, 40, 25
-    barrier = threading.Barrier(threads)
-    results, errors = [], []
 
     def shopper(n):
-        try:
-            barrier.wait(timeout=10)
-            for i in range(clicks_each):
-                member = (n + i) % members + 1
-                results.append((member, click(loaded, member)))
-        except BaseException as error:
-            errors.append(error)
+        clicks = []
+        for i in range(clicks_each):
+            member = (n + i) % members + 1
+            clicks.append((member, click(loaded, member)))
+        return clicks
 
-    workers = [threading.Thread(target=shopper, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
-
-    assert not errors
+    results = [
+        result for clicks in race(threads, shopper, timeout=60) for result in clicks
+    ]  # raises any error
     reserved = [(member, c.order_sn) for member, c in results if c.outcome is Outcome.RESERVED]
     outcomes = Counter(c.outcome for _, c in results)
     assert len(results) == threads * clicks_each
@@ -276,8 +294,11 @@ def test_a_burst_of_clicks_reserves_each_unit_once_and_no_member_twice(loaded):
 @pytest.fixture
 def redis_gate(redis_client, redis_prefix):
     """On Redis, every click counting against limits it stays far below."""
-    gate = RedisReservationGate(redis_client, redis_prefix,
-                                ClickLimits(member=(RateLimit(100, 1), RateLimit(1000, 60)), ip=(RateLimit(1000, 1),)))
+    gate = RedisReservationGate(
+        redis_client,
+        redis_prefix,
+        ClickLimits(member=(RateLimit(100, 1), RateLimit(1000, 60)), ip=(RateLimit(1000, 1),)),
+    )
     gate.preheat(a_sale(), 10)
     return gate
 
@@ -322,8 +343,25 @@ def test_a_click_is_one_round_trip(redis_gate, redis_client, monkeypatch):
 
 
 @pytest.mark.redis
-def test_a_click_after_redis_lost_its_scripts_and_its_connections_still_reserves(redis_gate, redis_client,
-                                                                                   monkeypatch):
+def test_connections_opened_ahead_serve_a_burst_that_opens_none(redis_gate, redis_client, monkeypatch):
+    redis_gate.open_connections(4)
+    idle = list(redis_gate._reserve._idle)
+    assert len(idle) == 4 and all(connection._sock is not None for connection in idle)
+    opened = []
+    make = redis_client.connection_pool.make_connection
+    monkeypatch.setattr(redis_client.connection_pool, "make_connection", lambda: opened.append(1) or make())
+    with ThreadPoolExecutor(4) as clicking:
+        outcomes = list(clicking.map(lambda member: click(redis_gate, member).outcome, range(1, 5)))
+    assert outcomes == [Outcome.RESERVED] * 4
+    assert opened == [] and set(redis_gate._reserve._idle) <= set(idle)
+    redis_gate.open_connections(2)  # enough wait already: none more
+    assert len(redis_gate._reserve._idle) <= 4
+
+
+@pytest.mark.redis
+def test_a_click_after_redis_lost_its_scripts_and_its_connections_still_reserves(
+    redis_gate, redis_client, monkeypatch
+):
     click(redis_gate, 1)
     host, port = redis_gate._reserve._idle[-1]._sock.getsockname()
     redis_client.script_flush()  # as a restart does...
@@ -332,7 +370,12 @@ def test_a_click_after_redis_lost_its_scripts_and_its_connections_still_reserves
 
     assert click(redis_gate, 2).outcome is Outcome.RESERVED
     # broken, sent again on a new connection, refused (no script), loaded, sent
-    assert [c for c in sent if c in (b"EVALSHA", b"SCRIPT")] == [b"EVALSHA", b"EVALSHA", b"SCRIPT", b"EVALSHA"]
+    assert [c for c in sent if c in (b"EVALSHA", b"SCRIPT")] == [
+        b"EVALSHA",
+        b"EVALSHA",
+        b"SCRIPT",
+        b"EVALSHA",
+    ]
     assert redis_gate.units_left(SKU) == 8
 
 
@@ -348,7 +391,27 @@ def test_a_sale_key_redis_lost_is_not_on_sale_and_never_refilled(redis_gate, red
 
 
 @pytest.mark.redis
-def test_a_hand_off_that_fails_inside_the_script_takes_no_unit_and_records_no_member(redis_gate, redis_client):
+def test_a_click_that_reaches_the_script_past_its_deadline_takes_nothing_and_counts_nothing(
+    redis_client, redis_prefix
+):
+    late = RedisReservationGate(
+        redis_client, redis_prefix, ClickLimits(member=(RateLimit(1, 60),)), timeout=0
+    )
+    late.preheat(a_sale(), 10)
+
+    assert click(late, 1) == Click(Outcome.UNAVAILABLE, retry_after=1)  # its shopper is told 503
+    assert (
+        late.units_left(SKU) == 10 and late.held(SKU, 1) is None and late.take(SKU, "creator", 10, 30) == []
+    )
+    assert list(redis_client.scan_iter(match=f"{redis_prefix}*clicks*")) == []  # not even counted
+    on_time = RedisReservationGate(redis_client, redis_prefix, ClickLimits(member=(RateLimit(1, 60),)))
+    assert click(on_time, 1).outcome is Outcome.RESERVED
+
+
+@pytest.mark.redis
+def test_a_hand_off_that_fails_inside_the_script_takes_no_unit_and_records_no_member(
+    redis_gate, redis_client
+):
     _, buyers, pending = redis_gate.keys(SKU)
     redis_client.delete(pending)
     redis_client.set(pending, "not a stream")  # XADD, the script's first write, now fails
@@ -361,18 +424,11 @@ def test_a_hand_off_that_fails_inside_the_script_takes_no_unit_and_records_no_me
 
 @pytest.mark.redis
 def test_concurrent_clicks_use_no_more_connections_than_clicks_at_once(redis_gate):
-    barrier = threading.Barrier(8)
-
-    def shopper(member):
-        barrier.wait(timeout=10)
+    def shopper(n):
         for _ in range(20):
-            click(redis_gate, member)
+            click(redis_gate, n + 1)
 
-    workers = [threading.Thread(target=shopper, args=(m,)) for m in range(1, 9)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=30)
+    race(8, shopper)
 
     assert 1 <= len(redis_gate._reserve._idle) <= 8
     assert redis_gate.units_left(SKU) == 2
@@ -387,3 +443,18 @@ def test_after_a_fork_the_click_uses_connections_of_its_own(redis_gate, monkeypa
 
     assert click(redis_gate, 2).outcome is Outcome.RESERVED
     assert len(redis_gate._reserve._idle) == 1 and redis_gate._reserve._idle[0] not in parents
+
+
+@pytest.mark.redis
+def test_sales_on_a_cluster_spread_over_its_primaries_and_sell_on_each(request, cluster_client):
+    gate = make_gate("redis-cluster", request)
+    gate.open_connections(4)  # what each gunicorn worker does first: a cluster's client opens its own
+    skus = range(2001, 2013)
+    for number, sku_id in enumerate(skus):
+        assert gate.preheat(a_sale(units=3, sale_id=100 + number, sku_id=sku_id), 3) is True
+    primaries = {cluster_client.get_node_from_key(gate.keys(sku_id)[0]).name for sku_id in skus}
+    assert len(primaries) >= 2, "twelve SKUs all on one primary: the test shows no spread"
+    for sku_id in skus:
+        assert click(gate, 1, sku_id=sku_id).outcome is Outcome.RESERVED
+        assert click(gate, 1, sku_id=sku_id).outcome is Outcome.ALREADY_BOUGHT
+        assert gate.units_left(sku_id) == 2

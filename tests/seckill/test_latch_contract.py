@@ -42,7 +42,9 @@ def test_an_open_latch_lets_every_later_waiter_through_at_once(latch):
 
 def test_opening_wakes_every_waiter(latch):
     results = []
-    waiters = [threading.Thread(target=lambda: results.append(timed(lambda: latch.wait(KEY, 5)))) for _ in range(4)]
+    waiters = [
+        threading.Thread(target=lambda: results.append(timed(lambda: latch.wait(KEY, 5)))) for _ in range(4)
+    ]
     for waiter in waiters:
         waiter.start()
     time.sleep(0.2)
@@ -76,8 +78,11 @@ def test_a_redis_latch_opens_a_batch_in_one_pipeline(redis_client, redis_prefix,
     latch = RedisLatch(redis_client, redis_prefix, ttl=60)
     sent = []
     original = Connection.send_packed_command
-    monkeypatch.setattr(Connection, "send_packed_command",
-                        lambda self, command, *args, **kw: sent.append(command) or original(self, command, *args, **kw))
+    monkeypatch.setattr(
+        Connection,
+        "send_packed_command",
+        lambda self, command, *args, **kw: sent.append(command) or original(self, command, *args, **kw),
+    )
 
     latch.open(*(f"k{n}" for n in range(20)))
     round_trips = len(sent)

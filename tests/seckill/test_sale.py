@@ -16,14 +16,25 @@ def test_a_sale_keeps_its_price_in_cents_and_one_unit_per_member():
     assert sale.limit_per_member == 1
 
 
-@pytest.mark.parametrize("fields, error", [
-    ({"price": 4999.0}, InvalidAmount),
-    ({"price": "0.001"}, InvalidAmount),
-    ({"units": 0}, InvalidSale),
-    ({"title": " "}, InvalidSale),
-    ({"end": START}, InvalidSale),
-])
+@pytest.mark.parametrize(
+    "fields, error",
+    [
+        ({"price": 4999.0}, InvalidAmount),
+        ({"price": "0.001"}, InvalidAmount),
+        ({"units": 0}, InvalidSale),
+        ({"title": " "}, InvalidSale),
+        ({"end": START}, InvalidSale),
+    ],
+)
 def test_an_impossible_sale_is_refused(fields, error):
-    values = {"sku_id": 1001, "title": "秒杀", "price": "1.00", "units": 1, "start": START, "end": END, **fields}
+    values = {
+        "sku_id": 1001,
+        "title": "秒杀",
+        "price": "1.00",
+        "units": 1,
+        "start": START,
+        "end": END,
+        **fields,
+    }
     with pytest.raises(error):
         Sale(**values)

@@ -9,7 +9,9 @@ import pytest
 
 pytestmark = pytest.mark.redis
 
-_spec = importlib.util.spec_from_file_location("seed_seckill", Path(__file__).parents[2] / "benchmarks" / "seed_seckill.py")
+_spec = importlib.util.spec_from_file_location(
+    "seed_seckill", Path(__file__).parents[2] / "benchmarks" / "seed_seckill.py"
+)
 seed_seckill = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(seed_seckill)
 
@@ -40,7 +42,9 @@ def test_a_click_is_four_round_trips_and_a_publish(seed, redis_client, monkeypat
     seed.kill(1, SKU)  # the scripts are loaded now
     sent = []
     execute = redis_client.execute_command
-    monkeypatch.setattr(redis_client, "execute_command", lambda *args, **kw: sent.append(args[0]) or execute(*args, **kw))
+    monkeypatch.setattr(
+        redis_client, "execute_command", lambda *args, **kw: sent.append(args[0]) or execute(*args, **kw)
+    )
 
     ok, message = seed.kill(2, SKU)
     assert ok and message.startswith("秒杀成功,订单号:")

@@ -6,16 +6,22 @@ import threading
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
+from support.races import run_together
+from support.seckill_web import lose
 
+from gmall_payment.core import events
 from gmall_payment.core.closing import OrderClosing
+from gmall_payment.core.events import GIVE_BACK_SECKILL_UNIT, STEPS_BY_EVENT
 from gmall_payment.core.model import LockStatus, Order, OrderStatus
 from gmall_payment.core.outbox import OutboxRelay
-from gmall_payment.core.seckill import Click, InvalidSale, Outcome, Sale, SeckillOrderStatus
+from gmall_payment.core.seckill import Click, InvalidSale, Outcome, ReservationState, Sale, SeckillOrderStatus
 from gmall_payment.ports.messaging import MessageBus
 from gmall_payment.ports.seckill import ExpiryScheduler
-from gmall_payment.seckill.service import GIVE_BACK, STEPS_BY_EVENT, SeckillService
+from gmall_payment.ports.store import relayed
+from gmall_payment.seckill.service import SeckillService
 
 SKU = 1001
 START = datetime(2024, 11, 11, 20, 0, 0)
@@ -46,7 +52,7 @@ class Expiries(ExpiryScheduler):
 
 
 class Steps(MessageBus):
-    """Runs each step an event triggers at once, as the worker would; ``lose`` drops them."""
+    """Runs the flash sale's step of each event at once, as the worker would; ``lose`` drops them."""
 
     def __init__(self):
         self.service, self.lose, self.delivered = None, False, []
@@ -54,10 +60,10 @@ class Steps(MessageBus):
     def publish(self, event):
         if self.lose:
             return
-        for step in STEPS_BY_EVENT[event.name]:
-            assert step == GIVE_BACK
-            self.delivered.append(event.order_sn)
-            self.service.give_back(event.order_sn)
+        assert event.name == events.ORDER_CLOSED  # the only event the flash sale's world writes
+        assert GIVE_BACK_SECKILL_UNIT in STEPS_BY_EVENT[event.name]
+        self.delivered.append(event.order_sn)
+        self.service.give_back(event.order_sn)
 
 
 class World:
@@ -66,7 +72,9 @@ class World:
         self.gate = service.gate
 
     def sale(self, units=10, sku_id=SKU):
-        sale = self.service.create_sale(Sale(sku_id, "华为 Mate 60 秒杀", Decimal("4999.00"), units, START, END))
+        sale = self.service.create_sale(
+            Sale(sku_id, "华为 Mate 60 秒杀", Decimal("4999.00"), units, START, END)
+        )
         assert self.service.preheat(sale) is True
         return sale
 
@@ -86,10 +94,22 @@ def world(stack):
     shop.backend.add_sku(2002, "小米 14", 100)
     clock = Clock(OPEN)
     steps, expiries = Steps(), Expiries()
-    relay = OutboxRelay(shop.backend.uow, steps, routes=STEPS_BY_EVENT)
-    closing = OrderClosing(shop.backend.uow, after_commit=relay.flush)
-    service = SeckillService(gate, shop.sales, shop.orders, latch, closing, shop.backend.uow, expiries, clock=clock,
-                             pay_within=PAY_WITHIN, claim_after=30, max_deliveries=3, batch=100)
+    relay = OutboxRelay(shop.backend.uow, steps)
+    closing = OrderClosing(relayed(shop.backend.uow, relay.flush))
+    service = SeckillService(
+        gate,
+        shop.sales,
+        shop.orders,
+        latch,
+        closing,
+        shop.backend.uow,
+        expiries,
+        clock=clock,
+        pay_within=PAY_WITHIN,
+        claim_after=30,
+        max_deliveries=3,
+        batch=100,
+    )
     steps.service = service
     return World(service, shop, clock, steps, expiries)
 
@@ -117,7 +137,7 @@ def test_orders_are_made_in_the_background_and_wake_whoever_waits(world):
     world.sale()
     sns = [world.service.click(member, SKU, IP).order_sn for member in (1, 2, 3)]
     woken = []
-    waiter = threading.Thread(target=lambda: woken.append(timed(world, sns[0], 5)))
+    waiter = threading.Thread(target=lambda: woken.append(timed(world, sns[0], 1, 5)))
     waiter.start()
     time.sleep(0.2)
 
@@ -127,26 +147,42 @@ def test_orders_are_made_in_the_background_and_wake_whoever_waits(world):
     assert found is True and elapsed < 2
     for member, sn in zip((1, 2, 3), sns, strict=True):
         order = world.shop.order(sn)
-        assert (order.member_id, order.status, order.pay_amount) == (member, OrderStatus.AWAITING_PAYMENT,
-                                                                     Decimal("4999.00"))
+        assert (order.member_id, order.status, order.pay_amount) == (
+            member,
+            OrderStatus.AWAITING_PAYMENT,
+            Decimal("4999.00"),
+        )
         assert [(i.sku_id, i.quantity) for i in order.items] == [(SKU, 1)]
-        assert world.service.wait_for_order(sn, 5) is True
+        assert world.service.wait_for_order(sn, member, 5) is True
     assert world.shop.stock_of(SKU) == (100, 3, 0)
     assert world.service.create_orders(SKU, "creator") == 0
 
 
-def timed(world, order_sn, timeout):
+def timed(world, order_sn, member_id, timeout):
     with world.shop.context():
         started = time.monotonic()
-        return world.service.wait_for_order(order_sn, timeout), time.monotonic() - started
+        return world.service.wait_for_order(order_sn, member_id, timeout), time.monotonic() - started
 
 
 def test_the_wait_for_an_order_that_never_appears_is_bounded(world):
     world.sale()
     world.service.click(1, SKU, IP)  # reserved, but no order creator runs
 
-    found, elapsed = timed(world, world.service.click(1, SKU, IP).order_sn, 0.3)
+    found, elapsed = timed(world, world.service.click(1, SKU, IP).order_sn, 1, 0.3)
     assert found is False and 0.25 <= elapsed < 1.5
+
+
+def test_a_member_is_told_their_reservation_pending_then_created_and_any_other_number_lost(world):
+    world.sale()
+    mine = world.service.click(1, SKU, IP).order_sn
+    assert world.service.state(1, mine) is ReservationState.PENDING  # reserved, its order not made yet
+    assert world.service.state(2, mine) is ReservationState.LOST  # another member's number...
+    assert (
+        world.service.state(1, "20241111200001123456000000") is ReservationState.LOST
+    )  # ...as a made-up one
+    assert world.service.create_orders(SKU, "creator") == 1
+    assert world.service.state(1, mine) is ReservationState.CREATED
+    assert world.service.state(2, mine) is ReservationState.LOST
 
 
 def test_a_crashed_creator_is_replaced_and_each_order_made_once(world):
@@ -161,7 +197,7 @@ def test_a_crashed_creator_is_replaced_and_each_order_made_once(world):
     with pytest.raises(RuntimeError):
         crashing.create_orders(SKU, "crashed after making orders")
     assert all(world.shop.order(sn) for sn in later)
-    assert timed(world, later[0], 5)[1] < 1  # made, though nobody opened its latch
+    assert timed(world, later[0], 4, 5)[1] < 1  # made, though nobody opened its latch
 
     world.service.claim_after = 0
     assert world.drain(consumer="survivor") == 5
@@ -197,7 +233,11 @@ def test_expiry_closes_an_unpaid_order_gives_its_unit_back_once_and_the_member_b
     assert (order.status, order.integration) == (OrderStatus.CLOSED, 499)  # one point per ten yuan
     assert [lock.status for lock in world.shop.locks(sn)] == [LockStatus.RELEASED]
     assert world.steps.delivered == [sn]  # order.closed reached the give-back
-    assert (world.gate.units_left(SKU), world.shop.orders.held(sale.id), world.shop.stock_of(SKU)) == (10, 0, (100, 0, 0))
+    assert (world.gate.units_left(SKU), world.shop.orders.held(sale.id), world.shop.stock_of(SKU)) == (
+        10,
+        0,
+        (100, 0, 0),
+    )
     assert world.service.order(sn).status is SeckillOrderStatus.CLOSED
 
     assert world.service.expire(sn) is False  # the second expiry message
@@ -206,7 +246,10 @@ def test_expiry_closes_an_unpaid_order_gives_its_unit_back_once_and_the_member_b
     assert world.gate.units_left(SKU) == 10
     with world.shop.backend.uow() as uow:
         assert [(e.step, e.outcome) for e in uow.trace.for_order(sn)] == [
-            ("close_order", "done"), (GIVE_BACK, "done"), (GIVE_BACK, "skipped")]
+            ("close_order", "done"),
+            (GIVE_BACK_SECKILL_UNIT, "done"),
+            (GIVE_BACK_SECKILL_UNIT, "skipped"),
+        ]
 
     world.clock.now = OPEN + timedelta(minutes=20)
     again = world.service.click(1, SKU, IP)
@@ -227,12 +270,15 @@ def test_whoever_closes_a_seckill_order_its_unit_comes_back_once(world):
 
 
 def test_order_closed_of_an_order_that_is_no_seckill_order_is_skipped(world):
-    world.shop.backend.add_order(Order("not-seckill", 1, OrderStatus.AWAITING_PAYMENT, Decimal("10.00")), [(SKU, 1)])
+    world.shop.backend.add_order(
+        Order("not-seckill", 1, OrderStatus.AWAITING_PAYMENT, Decimal("10.00")), [(SKU, 1)]
+    )
     assert world.service.closing.close("not-seckill", "timeout") is True
     assert world.steps.delivered == ["not-seckill"]
     with world.shop.backend.uow() as uow:
         assert [(e.step, e.outcome, e.detail) for e in uow.trace.for_order("not-seckill")][1:] == [
-            (GIVE_BACK, "skipped", "not a flash-sale order")]
+            (GIVE_BACK_SECKILL_UNIT, "skipped", "not a flash-sale order")
+        ]
 
 
 def test_a_paid_order_never_expires(world):
@@ -275,7 +321,7 @@ def test_a_reservation_whose_sale_is_unknown_is_abandoned_and_its_unit_returned_
     assert world.service.create_orders(SKU, "creator") == 1
     assert world.gate.units_left(SKU) == 5
     assert world.service.click(1, SKU, IP).outcome is Outcome.RESERVED  # the member is free again
-    found, elapsed = timed(world, sn, 5)
+    found, elapsed = timed(world, sn, 1, 5)
     assert found is False and elapsed < 1  # the waiter is told at once
 
 
@@ -291,7 +337,7 @@ def test_an_order_that_cannot_be_made_is_retried_then_abandoned_and_its_unit_ret
     assert world.service.order(sn).status is SeckillOrderStatus.ABANDONED and world.shop.order(sn) is None
     assert world.shop.orders.unreturned(10) == []
     assert world.expiries.scheduled == []
-    found, elapsed = timed(world, sn, 5)
+    found, elapsed = timed(world, sn, 1, 5)
     assert found is False and elapsed < 1
 
 
@@ -323,55 +369,109 @@ class FailingCreate:
         return getattr(self._orders, name)
 
 
-def test_a_member_the_gate_forgot_gets_no_second_order(world):
+def lose_the_gate(world):
+    lose(world.gate, SKU)
+
+
+def test_after_the_gate_lost_the_sale_members_holding_an_order_are_told_already_bought(world):
     sale = world.sale()
     first = world.service.click(1, SKU, IP).order_sn
     world.drain()
-    assert world.gate.unload(SKU, sale.id)  # as if Redis lost the sale...
-    assert world.service.preheat(sale) is True  # ...and it was loaded again: without the unit member 1 holds
-    assert world.gate.units_left(SKU) == 9
+    lose_the_gate(world)
+    assert world.service.click(1, SKU, IP).outcome is Outcome.NOT_ON_SALE  # nothing on the click reloads it
 
-    assert world.service.click(1, SKU, IP).outcome is Outcome.RESERVED  # the gate forgot member 1
-    assert world.drain() == 1
-    assert world.gate.units_left(SKU) == 9  # the database refused the second order; the unit is back
+    assert world.service.tick() is True  # the tick sees the sale lost and loads it again from the database
+    assert world.gate.units_left(SKU) == 9
+    assert world.service.click(1, SKU, IP) == Click(Outcome.ALREADY_BOUGHT, first)
+    assert world.service.tick() is True and world.gate.units_left(SKU) == 9  # loaded once
     assert world.shop.orders.held(sale.id) == 1 and world.shop.order(first)
+
+
+def test_reservations_in_flight_when_the_gate_lost_the_sale_are_refused_and_never_oversold(world):
+    """The issue's oversell: a batch's transaction held open while Redis restarts empty and the
+    tick loads the sale again; when the batch goes on, the database refuses it."""
+    sale = world.sale(units=10)
+    early = {member: world.service.click(member, SKU, IP).order_sn for member in range(1, 11)}
+    create, late = world.shop.orders.create, {}
+
+    def create_after_the_loss(orders):
+        if not late:
+            lose_the_gate(world)
+            world.service.tick()
+            late.update({member: world.service.click(member, SKU, IP).order_sn for member in range(11, 21)})
+            assert world.drain() == 10
+        return create(orders)
+
+    world.service.orders = FailingCreate(world.shop.orders, create_after_the_loss)
+    assert world.drain() == 10
+
+    assert world.shop.orders.held(sale.id) == 10 == sale.units
+    assert all(world.shop.order(sn).member_id == member for member, sn in late.items())
+    assert all(world.shop.order(sn) is None for sn in early.values())
+    assert {world.service.state(m, sn) for m, sn in early.items()} == {ReservationState.ABANDONED}
+    assert world.gate.units_left(SKU) == 0 and world.shop.orders.unreturned(20) == []
+    assert world.service.click(1, SKU, IP).outcome is Outcome.SOLD_OUT
+    assert world.shop.stock_of(SKU) == (100, 10, 0)
+
+
+def test_a_reservation_lost_with_the_gate_is_pending_until_the_reload_then_lost(world):
+    world.sale()
+    sn = world.service.click(1, SKU, IP).order_sn
+    lose_the_gate(world)
+    assert world.service.state(1, sn) is ReservationState.PENDING  # one in flight may still be made
+
+    world.service.tick()
+    assert world.service.state(1, sn) is ReservationState.LOST
+    assert world.drain() == 0 and world.service.order(sn) is None
+    again = world.service.click(1, SKU, IP)  # the member is free to buy again
+    assert (
+        again.outcome is Outcome.RESERVED
+        and world.service.state(1, again.order_sn) is ReservationState.PENDING
+    )
+
+
+def test_the_database_refuses_orders_past_the_sale_s_units_whatever_the_gate_says(world):
+    sale = world.sale(units=3)
+    world.gate.unload(SKU, sale.id)
+    world.gate.preheat(world.shop.sales.get(sale.id), 5)  # a gate wrong about the units
+    sns = {member: world.service.click(member, SKU, IP).order_sn for member in range(1, 6)}
+
+    assert world.drain() == 5
+    assert world.shop.orders.held(sale.id) == 3
+    states = [world.service.state(member, sn) for member, sn in sns.items()]
+    assert states == [ReservationState.CREATED] * 3 + [ReservationState.ABANDONED] * 2
+    assert world.gate.units_left(SKU) == 0  # no unit the database does not have went back
+    assert world.service.click(4, SKU, IP).outcome is Outcome.SOLD_OUT  # freed, but nothing left
 
 
 def test_a_burst_sells_each_unit_once_and_the_database_agrees_with_the_gate(world):
     sale = world.sale(units=10)
     threads, clicks_each = 40, 15
-    barrier = threading.Barrier(threads + 2)
     clicking = threading.Event()
     clicking.set()
-    clicks, errors = [], []
+    shoppers_done = threading.Barrier(threads, action=clicking.clear, timeout=60)
 
     def shopper(n):
+        clicks = []
         try:
-            barrier.wait(timeout=10)
             for i in range(clicks_each):
                 member = (n * 7 + i) % MEMBERS + 1
                 clicks.append((member, world.service.click(member, SKU, IP)))
-        except BaseException as error:
-            errors.append(error)
+            return clicks
+        finally:
+            shoppers_done.wait()  # the last one done stops the creators
 
     def creator(name):
         with world.shop.context():
-            try:
-                barrier.wait(timeout=10)
-                while world.service.create_orders(SKU, name) or clicking.is_set():
-                    pass
-            except BaseException as error:
-                errors.append(error)
+            while world.service.create_orders(SKU, name) or clicking.is_set():
+                pass
 
-    workers = [threading.Thread(target=shopper, args=(n,)) for n in range(threads)]
-    creators = [threading.Thread(target=creator, args=(f"creator-{n}",)) for n in range(2)]
-    for thread in workers + creators:
-        thread.start()
-    for thread in workers:
-        thread.join(timeout=60)
-    clicking.clear()
-    for thread in creators:
-        thread.join(timeout=60)
+    outcomes = run_together(
+        [partial(shopper, n) for n in range(threads)] + [partial(creator, f"creator-{n}") for n in range(2)],
+        timeout=60,
+    )
+    errors = [outcome.error for outcome in outcomes if outcome.error is not None]
+    clicks = [click for outcome in outcomes[:threads] if outcome.error is None for click in outcome.value]
     world.service.claim_after = 0
     world.drain()
 
@@ -382,3 +482,14 @@ def test_a_burst_sells_each_unit_once_and_the_database_agrees_with_the_gate(worl
     assert world.gate.units_left(SKU) == 0
     assert world.shop.orders.held(sale.id) == 10
     assert world.shop.stock_of(SKU) == (100, 10, 0)
+
+
+def test_waiting_on_another_members_order_waits_as_on_an_unknown_number(world):
+    world.sale()
+    sn = world.service.click(1, SKU, IP).order_sn
+    assert world.service.create_orders(SKU, "creator") == 1
+    assert timed(world, sn, 1, 5)[0] is True
+
+    theirs, unknown = timed(world, sn, 2, 0.3), timed(world, "1" * len(sn), 2, 0.3)
+    assert theirs[0] is unknown[0] is False and theirs[1] >= 0.25 and unknown[1] >= 0.25
+    assert world.service.order_of(2, sn) is None and world.service.order_of(1, sn).reservation.member_id == 1

@@ -23,12 +23,17 @@ from support.services import REDIS_URL, PrivateRedis, Shop
 def pytest_collection_modifyitems(config, items):
     """Deselect the services tests when their servers are not named (and none is required)."""
     needing = [item for item in items if item.get_closest_marker("services")]
-    missing = [name for name, value in (("GMALL_TEST_MYSQL_URL", MYSQL_URL), ("GMALL_TEST_REDIS_URL", REDIS_URL))
-               if not value]
+    missing = [
+        name
+        for name, value in (("GMALL_TEST_MYSQL_URL", MYSQL_URL), ("GMALL_TEST_REDIS_URL", REDIS_URL))
+        if not value
+    ]
     if not needing or not missing:
         return
     if REQUIRE_SERVICES:
-        raise pytest.UsageError(f"GMALL_REQUIRE_SERVICES=1 but {' and '.join(missing)} unset (see tox.ini [testenv:services])")
+        raise pytest.UsageError(
+            f"GMALL_REQUIRE_SERVICES=1 but {' and '.join(missing)} unset (see tox.ini [testenv:services])"
+        )
     config.hook.pytest_deselected(items=needing)
     items[:] = [item for item in items if not item.get_closest_marker("services")]
 

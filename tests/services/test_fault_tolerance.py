@@ -2,13 +2,16 @@
 
 import signal
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 from sqlalchemy import func, select, text
-from support.services import BIN, wait_until
+from support.mariadb import PrivateMariaDB
+from support.services import BIN, REDIS_URL, Shop, wait_until
 
+from gmall_payment.adapters.dramatiq.broker import BrokerSettings
 from gmall_payment.adapters.sql.models import FulfilmentTrace, OutboxEvent, db
 from gmall_payment.core import events
 
@@ -47,6 +50,35 @@ def test_a_worker_killed_mid_pipeline_and_restarted_converges(make_shop):
     shop.assert_fulfilled_exactly_once()
 
 
+def test_a_killed_worker_s_unacknowledged_messages_are_back_within_the_heartbeat_timeout(make_shop):
+    """Dramatiq's own requeue, not the outbox's redelivery (put out of reach): with maintenance on
+    every call (the default), the first fetch after the dead worker's heartbeat timeout gives
+    its messages back."""
+    heartbeat = 3
+    shop = make_shop(
+        REDIS_HEARTBEAT_TIMEOUT_SECONDS=heartbeat,
+        REDIS_MAINTENANCE_CHANCE=BrokerSettings.maintenance_chance,  # the default, not FAST's
+        OUTBOX_REDELIVER_SECONDS=3600,
+    )
+    orders = shop.arrange(60)
+    worker = shop.worker(threads=1)
+    worker.start()
+    sender = _in_background(lambda: shop.notify_all([o.order_sn for o in orders], threads=4, rate=30))
+    wait_until(lambda: shop.fulfilled() >= 5 and _unacked(shop) > 0, 60, "the worker never got going")
+    worker.kill(signal.SIGKILL)
+    dead = _ack_sets(shop)  # all the killed worker's: it was the only one
+    assert _held_in(shop, dead) > 0, "the dead worker held no message: nothing to recover"
+    assert sender.result(timeout=120) == ["success"] * 60
+
+    shop.worker(threads=4).start()
+    started = time.monotonic()
+    wait_until(lambda: _held_in(shop, dead) == 0, heartbeat + 30, "the dead worker's messages stayed")
+    back = time.monotonic() - started
+    shop.wait_fulfilled(60, timeout=120)
+    shop.assert_fulfilled_exactly_once()
+    assert back < heartbeat + 30  # a bound on a slow machine: the heartbeat timeout and a few fetches
+
+
 def test_redis_stopped_while_notifications_arrive_then_everything_is_delivered(make_shop, private_redis):
     shop = make_shop(redis_url=private_redis.url)
     orders = shop.arrange(40)
@@ -66,6 +98,39 @@ def test_redis_stopped_while_notifications_arrive_then_everything_is_delivered(m
     private_redis.start()  # empty: it keeps nothing on disk
     shop.wait_fulfilled(40, timeout=120)
     shop.assert_fulfilled_exactly_once()
+
+
+def test_a_database_down_for_20_s_answers_notifications_non_success_then_everything_converges(
+    tmp_path, redis_namespace
+):
+    """MariaDB of the test's own stopped for 20 s: providers are told to try again (never
+    "success" for what was not recorded), and once it is back their retries are recorded and
+    fulfilled once, with no process restarted by hand."""
+    server = PrivateMariaDB(tmp_path)
+    server.start()
+    shop = Shop(tmp_path, server.url, REDIS_URL, redis_namespace)
+    try:
+        orders = shop.arrange(30)
+        before, during = [o.order_sn for o in orders[:10]], [o.order_sn for o in orders[10:]]
+        worker = shop.worker()
+        worker.start()
+        assert shop.notify_all(before) == ["success"] * 10
+        shop.wait_fulfilled(10)
+
+        server.stop()
+        stopped = time.monotonic()
+        answers = shop.notify_all(during, threads=4)
+        time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))
+        server.start()  # the same data and port
+
+        assert "success" not in answers, answers
+        assert shop.notify_all(during, threads=4) == ["success"] * 20  # the providers' retries
+        shop.wait_fulfilled(30, timeout=180)
+        shop.assert_fulfilled_exactly_once()
+        assert worker.process.poll() is None  # the worker lived through it
+    finally:
+        shop.close()
+        server.stop()
 
 
 def test_the_same_messages_twice_and_out_of_order_take_effect_once(make_shop):
@@ -89,7 +154,8 @@ def test_the_same_messages_twice_and_out_of_order_take_effect_once(make_shop):
     shop.assert_fulfilled_exactly_once()
     with shop.app.app_context():
         first = db.session.execute(
-            select(FulfilmentTrace.order_sn, FulfilmentTrace.outcome).where(FulfilmentTrace.step == "award_points")
+            select(FulfilmentTrace.order_sn, FulfilmentTrace.outcome)
+            .where(FulfilmentTrace.step == "award_points")
             .order_by(FulfilmentTrace.id)
         ).all()
     firsts = {}
@@ -124,15 +190,20 @@ def test_a_database_error_in_an_actor_is_retried_then_dead_lettered_and_the_orde
 
     sn = permanent.order_sn
     log = worker.log()
-    assert (f"DEAD-LETTERED award_points(order_sn={sn}) after 4 attempts: OperationalError: "
-            f"(pymysql.err.OperationalError) (1644, 'injected: ums_member is unavailable')") in log
+    assert (
+        f"DEAD-LETTERED award_points(order_sn={sn}) after 4 attempts: OperationalError: "
+        f"(pymysql.err.OperationalError) (1644, 'injected: ums_member is unavailable')"
+    ) in log
     assert f"the order is stuck until replayed with: gmall-payment replay award_points {sn}" in log
     dead_letters = redis.Redis.from_url(shop.settings["REDIS_URL"])
     assert dead_letters.zcard(f"{shop.settings['REDIS_NAMESPACE']}:fulfilment.XQ") == 1
     trace = shop.login(permanent.member_id).get(f"/api/orders/{sn}/trace").json
     assert trace["stuck"] is True
     assert [(s["step"], s["state"]) for s in trace["fulfilment"]] == [
-        ("mark_order_paid", "done"), ("deduct_stock", "done"), ("award_points", "dead")]
+        ("mark_order_paid", "done"),
+        ("deduct_stock", "done"),
+        ("award_points", "dead"),
+    ]
     assert [e["outcome"] for e in trace["trace"] if e["step"] == "award_points"] == ["failed"] * 4 + ["dead"]
     assert f'class="trace stuck" id="trace-{sn}"' in shop.login(permanent.member_id).get("/orders").text
     assert shop.awarded() == 1
@@ -141,8 +212,13 @@ def test_a_database_error_in_an_actor_is_retried_then_dead_lettered_and_the_orde
     assert points[:2] == ["failed", "failed"] and points[-1] == "done" and "dead" not in points
 
     _heal(shop, permanent.member_id)  # then the operator replays, as the log line says
-    replay = subprocess.run([str(BIN / "gmall-payment"), "replay", "award_points", sn], env=shop.env(),
-                            capture_output=True, text=True, timeout=60)
+    replay = subprocess.run(
+        [str(BIN / "gmall-payment"), "replay", "award_points", sn],
+        env=shop.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert replay.returncode == 0, replay.stderr
     assert replay.stdout.strip() == f"award_points({sn}): done"
     shop.wait_fulfilled(2)
@@ -150,11 +226,30 @@ def test_a_database_error_in_an_actor_is_retried_then_dead_lettered_and_the_orde
     assert shop.login(permanent.member_id).get(f"/api/orders/{sn}/trace").json["stuck"] is False
 
 
+def _ack_sets(shop) -> list[str]:
+    """The keys of the worker processes' acknowledgement sets in our namespace (one per worker and queue)."""
+    client = redis.Redis.from_url(shop.settings["REDIS_URL"], decode_responses=True)
+    try:
+        return list(client.scan_iter(f"{shop.settings['REDIS_NAMESPACE']}:__acks__.*"))
+    finally:
+        client.close()
+
+
+def _held_in(shop, keys) -> int:
+    client = redis.Redis.from_url(shop.settings["REDIS_URL"])
+    try:
+        return sum(client.scard(key) for key in keys)
+    finally:
+        client.close()
+
+
 def _unacked(shop):
     """Messages fetched but not acknowledged, in the worker acknowledgement sets of our namespace."""
     client = redis.Redis.from_url(shop.settings["REDIS_URL"])
     try:
-        return sum(client.scard(key) for key in client.scan_iter(f"{shop.settings['REDIS_NAMESPACE']}:__acks__.*"))
+        return sum(
+            client.scard(key) for key in client.scan_iter(f"{shop.settings['REDIS_NAMESPACE']}:__acks__.*")
+        )
     finally:
         client.close()
 
@@ -169,10 +264,13 @@ def _wait_for_trace(shop, order_sns, step, outcome, count=1, timeout=60):
     def traced():
         with shop.app.app_context():
             rows = db.session.execute(
-                select(FulfilmentTrace.order_sn, func.count()).where(
-                    FulfilmentTrace.order_sn.in_(order_sns), FulfilmentTrace.step == step,
+                select(FulfilmentTrace.order_sn, func.count())
+                .where(
+                    FulfilmentTrace.order_sn.in_(order_sns),
+                    FulfilmentTrace.step == step,
                     FulfilmentTrace.outcome == outcome,
-                ).group_by(FulfilmentTrace.order_sn)
+                )
+                .group_by(FulfilmentTrace.order_sn)
             ).all()
         return len([n for _, n in rows if n >= count]) == len(order_sns)
 

@@ -6,12 +6,18 @@ service (CI), rather than passing with less tested.
 
 import contextlib
 import os
+import shutil
+import subprocess
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+
+from . import processes
 
 MYSQL_URL = os.environ.get("GMALL_TEST_MYSQL_URL")
 REQUIRE_SERVICES = os.environ.get("GMALL_REQUIRE_SERVICES") == "1"
@@ -55,3 +61,100 @@ def mysql_database(server):
     finally:
         with server.connect() as connection:
             connection.exec_driver_sql(f"DROP DATABASE `{name}`")
+
+
+class PrivateMariaDB:
+    """A mariadbd of the test's own (its own datadir, a free port, root without a password),
+    for the tests that stop, pause or kill the database: never the shared server. On a
+    ``host`` of tests/support/hosts.py, it runs inside it on its address; ``options`` are more
+    mariadbd arguments."""
+
+    def __init__(self, directory, host=None, options=()):
+        from .services import free_port  # services imports this module
+
+        self.directory = Path(directory) / "mariadb"
+        self.port = free_port()
+        self.address = host.address if host else "127.0.0.1"
+        self.launcher = host.launcher if host else []
+        self.options = list(options)
+        self.url = f"mysql+pymysql://root@{self.address}:{self.port}/gmall"
+        self.process = None
+
+    def start(self):
+        server, installer = shutil.which("mariadbd"), shutil.which("mariadb-install-db")
+        if server is None or installer is None:
+            unavailable("mariadbd is not installed (Debian: apt-get install mariadb-server)")
+        data = self.directory / "data"
+        if not data.exists():
+            subprocess.run(
+                [
+                    installer,
+                    "--no-defaults",
+                    f"--datadir={data}",
+                    "--user=root",
+                    "--skip-test-db",
+                    "--auth-root-authentication-method=normal",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        self.process = subprocess.Popen(
+            [
+                *self.launcher,
+                server,
+                "--no-defaults",
+                *self._remote_root(),
+                *self.options,
+                f"--datadir={data}",
+                "--user=root",
+                f"--port={self.port}",
+                f"--bind-address={self.address}",
+                f"--socket={self.directory / 'mariadb.sock'}",
+                "--skip-log-bin",
+                f"--pid-file={self.directory / 'mariadb.pid'}",
+                "--innodb-buffer-pool-size=32M",
+                f"--log-error={self.directory / 'error.log'}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        engine = create_engine(
+            f"mysql+pymysql://root@{self.address}:{self.port}", isolation_level="AUTOCOMMIT"
+        )
+        deadline = time.monotonic() + 60
+        while _unreachable(engine):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"private mariadbd did not start: {self.directory / 'error.log'}")
+            time.sleep(0.2)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("CREATE DATABASE IF NOT EXISTS gmall CHARACTER SET utf8mb4")
+        engine.dispose()
+
+    def _remote_root(self) -> list[str]:
+        """On a host of its own, root may connect from the other hosts too (install-db made
+        root@localhost only)."""
+        if self.address == "127.0.0.1":
+            return []
+        grant = self.directory / "remote-root.sql"
+        grant.write_text(
+            "CREATE USER IF NOT EXISTS root@'%';\nGRANT ALL ON *.* TO root@'%' WITH GRANT OPTION;\n"
+        )
+        return [f"--init-file={grant}", "--skip-name-resolve"]
+
+    def pause(self):
+        processes.pause(self.process)
+
+    def resume(self):
+        processes.resume(self.process)
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.resume()
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None

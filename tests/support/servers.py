@@ -20,6 +20,15 @@ def serving(app):
         thread.join(5)
 
 
+@contextlib.contextmanager
+def receiving(path: str):
+    """A ``Receiver`` served on loopback; its ``url`` is ``path`` on that server."""
+    receiver = Receiver()
+    with serving(receiver) as base_url:
+        receiver.url = f"{base_url}{path}"
+        yield receiver
+
+
 class Receiver:
     """The shop's notify endpoint: records each post, answers ``failure`` ``failures`` times first.
 

@@ -36,8 +36,10 @@ from gmall_payment.core.fulfilment import FULFILMENT_STEPS
 from gmall_payment.core.model import LockStatus, OrderItem
 from gmall_payment.core.model import Order as OrderModel
 from gmall_payment.webapp import create_app
-from support.shop import copy_test_keys, csrf_token, notify_params
+from support.forms import logged_in
+from support.shop import copy_test_keys, notify_params
 
+from . import processes
 from .mariadb import unavailable
 
 REDIS_URL = os.environ.get("GMALL_TEST_REDIS_URL")
@@ -64,12 +66,16 @@ def free_port() -> int:
 
 
 class PrivateRedis:
-    """A redis-server of this test's own, on a free port, keeping nothing on disk."""
+    """A redis-server of this test's own, on a free port, keeping nothing on disk; on a
+    ``host`` of tests/support/hosts.py, on its address, else on loopback."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *options: str, host=None):
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.address = host.address if host else "127.0.0.1"
+        self.launcher = host.launcher if host else []
+        self.url = f"redis://{self.address}:{self.port}/0"
         self.directory = directory
+        self.options = options  # more redis-server arguments, e.g. ("--replicaof", host, port)
         self.process = None
 
     def start(self):
@@ -77,13 +83,41 @@ class PrivateRedis:
         if binary is None:
             unavailable("redis-server is not installed (Debian: apt-get install redis-server)")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                *self.launcher,
+                binary,
+                *self.options,
+                "--port",
+                str(self.port),
+                "--bind",
+                self.address,
+                "--protected-mode",  # it refuses other hosts without a password, even when bound for them
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port)
+        client = redis.Redis(self.address, self.port)
         wait_until(lambda: _pings(client), 10, "private redis-server did not start")
         client.close()
+
+    def pause(self):
+        processes.pause(self.process)
+
+    def resume(self):
+        processes.resume(self.process)
+
+    def kill(self):
+        """SIGKILL, as a crash: what it held is gone (it keeps nothing on disk)."""
+        self.process.kill()
+        self.process.wait(10)
+        self.process = None
 
     def stop(self):
         if self.process is not None and self.process.poll() is None:
@@ -113,10 +147,12 @@ def wait_until(predicate, timeout, message):
 
 
 class WorkerProcess:
-    """``dramatiq gmall_payment.webapp.worker`` in a session of its own, logging to a file."""
+    """``dramatiq gmall_payment.webapp.worker`` in a session of its own, logging to a file; on a
+    ``host`` of tests/support/hosts.py, inside it."""
 
-    def __init__(self, env: dict, log_path: Path, threads: int = 4):
+    def __init__(self, env: dict, log_path: Path, threads: int = 4, host=None):
         self.env = env
+        self.launcher = host.launcher if host else []
         self.log_path = log_path
         self.threads = threads
         self.process = None
@@ -126,13 +162,28 @@ class WorkerProcess:
         assert self.process is None, "already running"
         log = self.log_path.open("a")
         self.process = subprocess.Popen(
-            [str(BIN / "dramatiq"), "gmall_payment.webapp.worker", "--processes", "1", "--threads", str(self.threads),
-             "--worker-shutdown-timeout", "5000"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                *self.launcher,
+                str(BIN / "dramatiq"),
+                "gmall_payment.webapp.worker",
+                "--processes",
+                "1",
+                "--threads",
+                str(self.threads),
+                "--worker-shutdown-timeout",
+                "5000",
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
-        wait_until(lambda: "Worker process is ready for action" in self.log() or self.process.poll() is not None,
-                   60, "the worker did not start")
+        wait_until(
+            lambda: "Worker process is ready for action" in self.log() or self.process.poll() is not None,
+            60,
+            "the worker did not start",
+        )
         assert self.process.poll() is None, f"the worker exited at start:\n{self.log()[-3000:]}"
 
     def kill(self, sig=signal.SIGKILL):
@@ -226,8 +277,12 @@ class Shop:
                 sku_id, quantity = rng.choice((1, 2, 3)), rng.randint(1, 3)
                 amount = Decimal(f"{sku_id}9.90") * quantity
                 order = OrderModel(
-                    order_sn=f"T{n:05d}{uuid.uuid4().hex[:8]}", member_id=rng.randint(1, members), status=0,
-                    pay_amount=amount, integration=int(amount), growth=rng.randint(1, 50),
+                    order_sn=f"T{n:05d}{uuid.uuid4().hex[:8]}",
+                    member_id=rng.randint(1, members),
+                    status=0,
+                    pay_amount=amount,
+                    integration=int(amount),
+                    growth=rng.randint(1, 50),
                     items=[OrderItem(sku_id, f"SKU {sku_id}", quantity, Decimal(f"{sku_id}9.90"))],
                 )
                 fixtures.add_order(order, [(sku_id, quantity)])
@@ -244,6 +299,7 @@ class Shop:
 
     def notify_all(self, order_sns, threads=8, rate=None) -> list[str]:
         """Post each order's signed notification (``rate`` per second at most); the answers."""
+
         def send(indexed):
             index, order_sn = indexed
             if rate:
@@ -255,10 +311,7 @@ class Shop:
             return list(pool.map(send, enumerate(order_sns)))
 
     def login(self, member_id):
-        client = self.app.test_client()
-        token = csrf_token(client.get("/login").text)
-        client.post("/login", data={"username": f"m{member_id}", "password": PASSWORD, "csrf_token": token})
-        return client
+        return logged_in(self.app, f"m{member_id}", PASSWORD)
 
     # observing
 
@@ -272,17 +325,24 @@ class Shop:
     def fulfilled(self) -> int:
         """Orders with their order paid, their stock deducted and their points awarded."""
         return self.count(
-            select(func.count()).select_from(Order).where(
+            select(func.count())
+            .select_from(Order)
+            .where(
                 Order.status == 1,
                 Order.order_sn.in_(select(PointsLedger.order_sn)),
-                ~Order.order_sn.in_(select(StockLock.order_sn).where(StockLock.status == int(LockStatus.LOCKED))),
+                ~Order.order_sn.in_(
+                    select(StockLock.order_sn).where(StockLock.status == int(LockStatus.LOCKED))
+                ),
             )
         )
 
     def wait_fulfilled(self, n, timeout=120):
-        wait_until(lambda: self.fulfilled() >= n, timeout,
-                   f"only {self.fulfilled()} of {n} orders fulfilled; worker log:\n"
-                   + "\n".join(w.log()[-3000:] for w in self.workers))
+        wait_until(
+            lambda: self.fulfilled() >= n,
+            timeout,
+            f"only {self.fulfilled()} of {n} orders fulfilled; worker log:\n"
+            + "\n".join(w.log()[-3000:] for w in self.workers),
+        )
 
     def assert_fulfilled_exactly_once(self, orders=None):
         """Every order paid, every lock deducted once, every member's points awarded once:
@@ -294,7 +354,9 @@ class Shop:
         unsent = select(func.count()).select_from(OutboxEvent).where(OutboxEvent.sent_time.is_(None))
         wait_until(lambda: self.count(unsent) == 0, 60, "the outbox did not drain")
         with self.app.app_context():
-            statuses = dict(db.session.execute(select(Order.order_sn, Order.status).where(Order.order_sn.in_(sns))).all())
+            statuses = dict(
+                db.session.execute(select(Order.order_sn, Order.status).where(Order.order_sn.in_(sns))).all()
+            )
             assert set(statuses.values()) == {1}, "an order is not awaiting shipment"
             assert len(statuses) == len(orders)
             locks = db.session.scalars(select(StockLock.status)).all()
@@ -302,15 +364,23 @@ class Shop:
             sold = {sku_id: 0 for sku_id in (1, 2, 3)}
             for order in self.orders:
                 sold[order.items[0].sku_id] += order.items[0].quantity
-            stock = {s.sku_id: (s.stock, s.stock_locked, s.sales) for s in db.session.scalars(select(WareSku))}
+            stock = {
+                s.sku_id: (s.stock, s.stock_locked, s.sales) for s in db.session.scalars(select(WareSku))
+            }
             assert stock == {sku_id: (10_000 - n, 0, n) for sku_id, n in sold.items()}
             expected = {}
             for order in self.orders:
                 integration, growth = expected.get(order.member_id, (0, 0))
                 expected[order.member_id] = (integration + order.integration, growth + order.growth)
-            points = {m.id: (m.integration, m.growth) for m in db.session.scalars(select(Member)) if m.id in expected}
+            points = {
+                m.id: (m.integration, m.growth)
+                for m in db.session.scalars(select(Member))
+                if m.id in expected
+            }
             assert points == expected
-            ledger = db.session.scalars(select(PointsLedger.order_sn).where(PointsLedger.kind == "award")).all()
+            ledger = db.session.scalars(
+                select(PointsLedger.order_sn).where(PointsLedger.kind == "award")
+            ).all()
             assert sorted(ledger) == sorted(o.order_sn for o in self.orders)
             done = db.session.execute(
                 select(FulfilmentTrace.order_sn, FulfilmentTrace.step, func.count())
@@ -321,5 +391,3 @@ class Shop:
                 (o.order_sn, step) for o in self.orders for step in FULFILMENT_STEPS
             )
             assert {n for _, _, n in done} == {1}
-
-

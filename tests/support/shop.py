@@ -22,7 +22,7 @@ from gmall_payment.adapters.sql.models import (
     WareSku,
     db,
 )
-from gmall_payment.plugins import signing
+from gmall_payment.plugins import rsa2
 from gmall_payment.plugins.mockpay.sandbox import SandboxTrade, signed_notification
 from gmall_payment.webapp import create_app
 from support.servers import serving
@@ -33,8 +33,16 @@ def _generated_keys() -> Path:
     global _KEYS
     if _KEYS is None:
         _KEYS = Path(tempfile.mkdtemp(prefix="gmall-test-keys-"))
-        for folder, stem in (("mockpay", "mockpay"), ("alipay", "merchant"), ("alipay", "gateway")):
-            signing.ensure_key_pair(_KEYS / folder, stem)
+        pairs = (
+            ("mockpay", "mockpay"),
+            ("mockpay", "merchant"),
+            ("alipay", "merchant"),
+            ("alipay", "gateway"),
+            ("alipay", "root_ca"),  # the offline gateway's certificate mode
+            ("alipay", "class2_ca"),
+        )
+        for folder, stem in pairs:
+            rsa2.ensure_key_pair(_KEYS / folder, stem)
     return _KEYS
 
 
@@ -48,6 +56,8 @@ def copy_test_keys(instance_path: Path) -> None:
 
 
 def make_app(tmp_path, **overrides):
+    """The embedded default shop in ``tmp_path`` with demo data and ``overrides`` (tests that
+    need one shop take the ``app`` fixture of tests/conftest.py instead)."""
     copy_test_keys(tmp_path / "instance")
     config = {
         "TESTING": True,
@@ -111,7 +121,9 @@ def browser_login(base_url, username="demo", password="demo123") -> requests.Ses
 def snapshot(app):
     """Payments, orders and the number of outbox events: what a refused notification must not change."""
     with app.app_context():
-        payments = [(p.order_sn, p.payment_status, p.trade_no) for p in db.session.scalars(select(PaymentInfo))]
+        payments = [
+            (p.order_sn, p.payment_status, p.trade_no) for p in db.session.scalars(select(PaymentInfo))
+        ]
         orders = [(o.order_sn, o.status) for o in db.session.scalars(select(Order))]
         return payments, orders, db.session.query(OutboxEvent).count()
 
@@ -128,15 +140,24 @@ def member_orders(app, username="demo") -> list[str]:
     """The member's orders awaiting payment, oldest first."""
     with app.app_context():
         member = db.session.scalar(select(Member).where(Member.username == username))
-        return list(db.session.scalars(
-            select(Order.order_sn).where(Order.member_id == member.id, Order.status == 0).order_by(Order.id)
-        ))
+        return list(
+            db.session.scalars(
+                select(Order.order_sn)
+                .where(Order.member_id == member.id, Order.status == 0)
+                .order_by(Order.id)
+            )
+        )
 
 
 def notify_params(payment, key, **changes):
     """mockpay's notification that ``payment`` was paid, with ``changes``, signed with ``key``."""
-    trade = SandboxTrade(payment.out_trade_no, "MOCK" + payment.out_trade_no, payment.total_amount,
-                         payment.subject, datetime.now())
+    trade = SandboxTrade(
+        payment.out_trade_no,
+        "MOCK" + payment.out_trade_no,
+        payment.total_amount,
+        payment.subject,
+        datetime.now(),
+    )
     return signed_notification(trade, "mockpay-sandbox", key, **changes)
 
 
@@ -165,8 +186,9 @@ def open_order(app, username="demo"):
 
 def shop_state(app, before):
     with app.app_context():
-        member = db.session.get(Member, db.session.scalar(select(Order.member_id).where(
-            Order.order_sn == before["order_sn"])))
+        member = db.session.get(
+            Member, db.session.scalar(select(Order.member_id).where(Order.order_sn == before["order_sn"]))
+        )
         sku = db.session.scalar(select(WareSku).where(WareSku.sku_id == before["sku_id"]))
         return (member.integration, member.growth), (sku.stock, sku.stock_locked, sku.sales)
 
@@ -183,7 +205,9 @@ def pay_on_cashier(browser, base_url, order_sn, scenario="normal"):
     )
     assert "/mockpay/cashier" in cashier.url and cashier.status_code == 200
     form = hidden_fields(cashier.text)
-    returned = browser.post(f"{base_url}/mockpay/cashier", data={**form, "action": "pay", "scenario": scenario})
+    returned = browser.post(
+        f"{base_url}/mockpay/cashier", data={**form, "action": "pay", "scenario": scenario}
+    )
     assert returned.status_code == 200 and "/pay/return/mockpay" in returned.url
     return pay_page, cashier, returned
 

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from support import races
 
 from gmall_payment.adapters.inprocess.store import InMemoryDatabase
 from gmall_payment.core.errors import InvalidAmount, NotificationRejected, ProviderError
@@ -14,7 +15,9 @@ from gmall_payment.core.model import Notification, Order, OrderItem, OrderStatus
 from gmall_payment.core.money import to_amount
 from gmall_payment.core.payments import PaymentService
 from gmall_payment.core.refunds import RefundService
-from gmall_payment.ports.providers import Acknowledgement, Checkout, Provider, ProviderRegistry, Refund
+from gmall_payment.ports.plugins import ProviderRegistry
+from gmall_payment.ports.provider import Acknowledgement, Checkout, Provider, Refund
+from gmall_payment.ports.store import relayed
 
 START = datetime(2024, 11, 11, 0, 0, 0)
 
@@ -139,13 +142,20 @@ def registry(fake, other):
 
 @pytest.fixture
 def after_commit_calls():
+    """What the units of work of ``relayed_uow`` handed over as they ended: the committed outbox ids, one
+    tuple per unit of work that committed events (as the relay's ``flush`` receives them)."""
     return []
 
 
 @pytest.fixture
-def payments(db, registry, clock, after_commit_calls):
-    return PaymentService(db.unit_of_work, registry, clock=clock,
-                          after_commit=lambda *ids: after_commit_calls.append(ids))
+def relayed_uow(db, after_commit_calls):
+    """``db``'s units of work, handing the events they commit to ``after_commit_calls``."""
+    return relayed(db.unit_of_work, lambda *ids: after_commit_calls.append(ids))
+
+
+@pytest.fixture
+def payments(relayed_uow, registry, clock):
+    return PaymentService(relayed_uow, registry, clock=clock)
 
 
 @pytest.fixture
@@ -155,9 +165,8 @@ def refunding():
 
 
 @pytest.fixture
-def refunds(db, registry, clock, after_commit_calls):
-    return RefundService(db.unit_of_work, registry, clock=clock,
-                         after_commit=lambda *ids: after_commit_calls.append(ids))
+def refunds(relayed_uow, registry, clock):
+    return RefundService(relayed_uow, registry, clock=clock)
 
 
 @pytest.fixture
@@ -169,8 +178,17 @@ def fulfilment(db):
 def make_order(db):
     """Arrange an order (status 0, 123.45 yuan, two items, stock locks) and return its order_sn."""
 
-    def make(order_sn="202411110001", *, status=OrderStatus.AWAITING_PAYMENT, pay_amount=Decimal("123.45"),
-             member_id=1, integration=123, growth=45, locks=((10, 2), (20, 3)), items=None):
+    def make(
+        order_sn="202411110001",
+        *,
+        status=OrderStatus.AWAITING_PAYMENT,
+        pay_amount=Decimal("123.45"),
+        member_id=1,
+        integration=123,
+        growth=45,
+        locks=((10, 2), (20, 3)),
+        items=None,
+    ):
         if items is None:
             items = [
                 OrderItem(10, "华为 Mate 60", 2, Decimal("45.00")),
@@ -189,8 +207,13 @@ def make_order(db):
 def notify_params():
     """The parameters of an authentic notification, to adjust with keyword arguments."""
 
-    def params(out_trade_no="202411110001", total_amount="123.45", trade_status="TRADE_SUCCESS",
-               trade_no="2024111122001400001", sig="ok"):
+    def params(
+        out_trade_no="202411110001",
+        total_amount="123.45",
+        trade_status="TRADE_SUCCESS",
+        trade_no="2024111122001400001",
+        sig="ok",
+    ):
         return {
             "out_trade_no": out_trade_no,
             "total_amount": total_amount,
@@ -209,7 +232,9 @@ def outbox_events(db):
     def events(*, unsent_only=False):
         with db.lock:
             rows = sorted(db.tables.outbox.values(), key=lambda row: row[0].id)
-            return [message.event for message, sent_at, _ in rows if not (unsent_only and sent_at is not None)]
+            return [
+                message.event for message, sent_at, _ in rows if not (unsent_only and sent_at is not None)
+            ]
 
     return events
 
@@ -227,28 +252,5 @@ def stored_payments(db):
 
 @pytest.fixture
 def race():
-    return _race
-
-
-def _race(n, work):
-    """Run ``work(i)`` in ``n`` threads released together; return results, re-raise errors."""
-    barrier = threading.Barrier(n)
-    results = [None] * n
-    errors = []
-
-    def run(i):
-        try:
-            barrier.wait(timeout=5)
-            results[i] = work(i)
-        except BaseException as error:  # handed back to the test thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
-    assert not any(thread.is_alive() for thread in threads), "a racing thread hung"
-    if errors:
-        raise errors[0]
-    return results
+    """``race(n, work)``: ``work(i)`` in ``n`` threads released together (tests/support/races.py)."""
+    return races.race

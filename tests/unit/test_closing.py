@@ -6,6 +6,7 @@ from gmall_payment.core import events
 from gmall_payment.core.closing import CLOSE_ORDER, OrderClosing
 from gmall_payment.core.errors import OrderNotFound
 from gmall_payment.core.model import LockStatus, OrderStatus
+from gmall_payment.ports.store import relayed
 
 
 @pytest.fixture
@@ -15,7 +16,7 @@ def sent():
 
 @pytest.fixture
 def closing(db, sent):
-    return OrderClosing(db.unit_of_work, after_commit=lambda *ids: sent.append(ids))
+    return OrderClosing(relayed(db.unit_of_work, lambda *ids: sent.append(ids)))
 
 
 def stock(db, sku_id):
@@ -23,7 +24,9 @@ def stock(db, sku_id):
     return sku.stock, sku.stock_locked, sku.sales
 
 
-def test_an_unpaid_order_closes_once_frees_its_locks_and_writes_order_closed(db, closing, make_order, outbox_events, sent):
+def test_an_unpaid_order_closes_once_frees_its_locks_and_writes_order_closed(
+    db, closing, make_order, outbox_events, sent
+):
     order_sn = make_order()
     assert (stock(db, 10), stock(db, 20)) == ((100, 2, 0), (50, 3, 0))
 
@@ -70,7 +73,7 @@ def test_a_failure_before_the_commit_changes_nothing(db, make_order, outbox_even
         return uow
 
     with pytest.raises(RuntimeError):
-        OrderClosing(failing_uow, after_commit=lambda *ids: sent.append(ids)).close(order_sn, "unpaid in time")
+        OrderClosing(relayed(failing_uow, lambda *ids: sent.append(ids))).close(order_sn, "unpaid in time")
     assert db.tables.orders[order_sn].status is OrderStatus.AWAITING_PAYMENT
     assert stock(db, 10) == (100, 2, 0) and stock(db, 20) == (50, 3, 0)
     assert outbox_events() == [] and sent == []

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from gmall_payment.core.errors import UnknownProvider
-from gmall_payment.ports.providers import ENTRY_POINT_GROUP, ProviderRegistry, make_plugin_manager
+from gmall_payment.ports.plugins import ENTRY_POINT_GROUP, ProviderRegistry, make_plugin_manager
 
 MODULE = "gmall_thirdparty_pay"
 
@@ -16,7 +16,8 @@ PLUGIN_SOURCE = textwrap.dedent(
     '''
     """A third-party payment provider, packaged apart from gmall-payment."""
 
-    from gmall_payment.ports.providers import Acknowledgement, Checkout, Provider, hookimpl
+    from gmall_payment.ports.hookspecs import hookimpl
+    from gmall_payment.ports.provider import Acknowledgement, Checkout, Provider
 
 
     class ThirdPay(Provider):
@@ -54,7 +55,9 @@ def thirdparty_distribution(tmp_path, monkeypatch):
     (dist_info / "METADATA").write_text(
         f"Metadata-Version: 2.1\nName: {MODULE}\nVersion: 1.0\n", encoding="utf-8"
     )
-    (dist_info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nthirdpay = {MODULE}\n", encoding="utf-8")
+    (dist_info / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\nthirdpay = {MODULE}\n", encoding="utf-8"
+    )
 
     sys.modules.pop(MODULE, None)
     monkeypatch.syspath_prepend(str(site))  # also invalidates the import caches

@@ -11,7 +11,7 @@ from gmall_payment.core.errors import NotSupported, OrderNotFound, ProviderError
 from gmall_payment.core.expiry import OrderExpiry
 from gmall_payment.core.model import LockStatus, Notification, OrderStatus, PaymentStatus, TradeStatus
 from gmall_payment.core.reconciliation import Reconciliation
-from gmall_payment.ports.providers import ProviderRegistry
+from gmall_payment.ports.plugins import ProviderRegistry
 
 SN = "202411110001"
 TIMEOUT = timedelta(minutes=30)
@@ -31,8 +31,13 @@ def provider(refunding):
         def query(self, payment):
             if isinstance(self.answer, Exception):
                 raise self.answer
-            return Notification(payment.out_trade_no, payment.total_amount, self.answer, trade_no="T-1",
-                                raw=f'{{"trade_status": "{self.answer.value}"}}')
+            return Notification(
+                payment.out_trade_no,
+                payment.total_amount,
+                self.answer,
+                trade_no="T-1",
+                raw=f'{{"trade_status": "{self.answer.value}"}}',
+            )
 
         def close(self, payment):
             if self.close_error is not None:
@@ -48,14 +53,16 @@ def registry(provider):
 
 
 @pytest.fixture
-def closing(db, after_commit_calls):
-    return OrderClosing(db.unit_of_work, after_commit=lambda *ids: after_commit_calls.append(ids))
+def closing(relayed_uow):
+    return OrderClosing(relayed_uow)
 
 
 @pytest.fixture
 def expiry(db, closing, payments, registry, clock):
     reconciliation = Reconciliation(db.unit_of_work, registry, payments, clock=clock)
-    return OrderExpiry(db.unit_of_work, closing, reconciliation, payments, registry, clock=clock, timeout=TIMEOUT)
+    return OrderExpiry(
+        db.unit_of_work, closing, reconciliation, payments, registry, clock=clock, timeout=TIMEOUT
+    )
 
 
 @pytest.fixture
@@ -120,8 +127,9 @@ def test_orders_are_due_after_the_timeout(db, expiry, order, make_order, clock):
     assert order.status == OrderStatus.AWAITING_PAYMENT
 
 
-def test_an_unpaid_order_expires_after_a_last_question_to_its_provider(db, expiry, order, payments, provider,
-                                                                       clock, outbox_events):
+def test_an_unpaid_order_expires_after_a_last_question_to_its_provider(
+    db, expiry, order, payments, provider, clock, outbox_events
+):
     payment = payments.start(SN, "fakepay")
     provider.answer = TradeStatus.PENDING
     clock.now += TIMEOUT + timedelta(minutes=1)
@@ -135,8 +143,9 @@ def test_an_unpaid_order_expires_after_a_last_question_to_its_provider(db, expir
     assert db.tables.payments[payment.id].payment_status == PaymentStatus.UNPAID  # its trade: close_trades
 
 
-def test_money_that_came_in_at_the_last_minute_pays_the_order(db, expiry, order, payments, provider, clock,
-                                                              outbox_events):
+def test_money_that_came_in_at_the_last_minute_pays_the_order(
+    db, expiry, order, payments, provider, clock, outbox_events
+):
     """Paid just before the deadline, the notify lost: the last query finds it; the order is paid."""
     payment = payments.start(SN, "fakepay")
     provider.answer = TradeStatus.PAID
@@ -171,8 +180,13 @@ def test_the_trades_of_a_closed_order_are_closed_at_the_provider(db, expiry, clo
     assert expiry.close_trades(SN) is False and provider.closed == [SN]  # nothing left open
 
 
-@pytest.mark.parametrize("error", [TradeNotFound("交易不存在", code="40004", sub_code="ACQ.TRADE_NOT_EXIST"),
-                                   NotSupported("fakepay cannot close trades")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        TradeNotFound("交易不存在", code="40004", sub_code="ACQ.TRADE_NOT_EXIST"),
+        NotSupported("fakepay cannot close trades"),
+    ],
+)
 def test_a_trade_never_opened_or_that_cannot_be_closed_is_closed_here(db, expiry, closed, provider, error):
     provider.close_error = error
     assert expiry.close_trades(SN) is True
@@ -180,8 +194,9 @@ def test_a_trade_never_opened_or_that_cannot_be_closed_is_closed_here(db, expiry
     assert "closed here" in trace(db)[-1][2]
 
 
-def test_a_provider_that_will_not_close_was_paid_and_the_money_goes_back(db, expiry, closed, provider, refunds,
-                                                                          outbox_events):
+def test_a_provider_that_will_not_close_was_paid_and_the_money_goes_back(
+    db, expiry, closed, provider, refunds, outbox_events
+):
     provider.close_error = ProviderError("交易状态不合法", code="40004", sub_code="ACQ.TRADE_STATUS_ERROR")
     provider.answer = TradeStatus.PAID
 
@@ -208,8 +223,9 @@ def test_an_order_that_is_not_closed_keeps_its_trades(db, expiry, order, payment
     assert provider.closed == [] and trace(db)[-1][:2] == ("close_trades", "skipped")
 
 
-def test_expiry_while_a_payment_is_in_flight_then_its_notify(db, expiry, closed, provider, payments, refunds,
-                                                             fulfilment, notify_params, outbox_events):
+def test_expiry_while_a_payment_is_in_flight_then_its_notify(
+    db, expiry, closed, provider, payments, refunds, fulfilment, notify_params, outbox_events
+):
     """The order expired while the shopper paid; the trade could not be closed here (not opened
     yet when asked); then the shopper's payment is notified: the order stays closed, the money
     goes back, the released stock stays released."""
@@ -227,3 +243,64 @@ def test_expiry_while_a_payment_is_in_flight_then_its_notify(db, expiry, closed,
     assert stock(db) == {10: (100, 0), 20: (50, 0)}
     assert provider.refunded(SN) == Decimal("123.45")
     assert events.PAYMENT_SUCCEEDED not in [e.name for e in outbox_events()]
+
+
+# what an operator must look at: never only in a trace
+
+
+def test_an_order_closed_while_its_payments_outcome_is_unknown_flags_the_payment(
+    db, expiry, order, payments, provider, clock
+):
+    """The last query fails (the provider does not answer): the order closes at its expiry, and
+    the payment is flagged, since the shopper may have paid."""
+    payment = payments.start(SN, "fakepay")
+    provider.answer = ProviderError("Alipay gateway call failed: timed out")
+    clock.now += TIMEOUT + timedelta(minutes=1)
+
+    [result] = expiry.run()
+
+    assert result.outcome == "closed" and order.status == OrderStatus.CLOSED
+    flag = db.tables.payments[payment.id].flag
+    assert flag and "unknown" in flag and "timed out" in flag
+
+
+def test_a_trade_that_could_not_be_closed_is_flagged_then_unflagged_once_closed(db, expiry, closed, provider):
+    provider.close_error = ProviderError("Alipay gateway call failed: timed out")
+    with pytest.raises(ProviderError):  # the step is retried...
+        expiry.close_trades(SN)
+    flag = db.tables.payments[closed.id].flag
+    assert flag and "could not close" in flag and "timed out" in flag  # ...and an operator sees it now
+
+    provider.close_error = None
+    assert expiry.close_trades(SN) is True
+    assert db.tables.payments[closed.id].flag is None  # closed after all: nothing left to look at
+
+
+def test_a_trade_that_would_not_close_and_cannot_be_asked_about_is_flagged(db, expiry, closed, provider):
+    provider.close_error = ProviderError("交易状态不合法", code="40004", sub_code="ACQ.TRADE_STATUS_ERROR")
+    provider.answer = ProviderError("Alipay gateway call failed: timed out")
+    with pytest.raises(ProviderError):
+        expiry.close_trades(SN)
+    assert "could not close" in db.tables.payments[closed.id].flag
+
+
+def test_an_operators_flag_is_not_cleared_by_a_close(db, expiry, closed, provider, payments):
+    with db.unit_of_work() as uow:
+        uow.payments.set_flag(closed.id, "operator: call the shopper")
+        uow.commit()
+    assert expiry.close_trades(SN) is True
+    assert db.tables.payments[closed.id].flag == "operator: call the shopper"
+
+
+def test_the_unknown_outcome_flag_goes_once_the_provider_closes_the_trade(
+    db, expiry, order, payments, provider, clock
+):
+    payment = payments.start(SN, "fakepay")
+    provider.answer = ProviderError("Alipay gateway call failed: timed out")
+    clock.now += TIMEOUT + timedelta(minutes=1)
+    expiry.run()
+    assert db.tables.payments[payment.id].flag
+
+    assert expiry.close_trades(SN) is True  # closed unpaid at the provider: the shopper did not pay
+
+    assert db.tables.payments[payment.id].flag is None

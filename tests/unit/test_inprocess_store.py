@@ -26,8 +26,14 @@ def arranged(db, make_order):
 def change_everything(uow):
     """One change of every kind the stores offer; asserts each took effect inside the unit of work."""
     [payment] = uow.payments.for_order("ORD")
-    assert uow.payments.move(payment.id, PaymentStatus.UNPAID, PaymentStatus.PAID, trade_no="T",
-                             callback_time=NOW, callback_content="{}")
+    assert uow.payments.move(
+        payment.id,
+        PaymentStatus.UNPAID,
+        PaymentStatus.PAID,
+        trade_no="T",
+        callback_time=NOW,
+        callback_content="{}",
+    )
     added = uow.payments.add_once(Payment("ORD", "otherpay", Decimal("123.45"), "s", NOW))
     assert added.id is not None
     assert uow.orders.move("ORD", OrderStatus.AWAITING_PAYMENT, OrderStatus.AWAITING_SHIPMENT)
@@ -79,10 +85,13 @@ def test_commit_keeps_every_change(arranged):
 def test_rollback_after_commit_undoes_only_later_changes(arranged):
     db = arranged
     with db.unit_of_work() as uow:
+        [payment] = uow.payments.for_order("ORD")
         assert uow.orders.move("ORD", OrderStatus.AWAITING_PAYMENT, OrderStatus.AWAITING_SHIPMENT)
+        assert uow.payments.move(payment.id, PaymentStatus.UNPAID, PaymentStatus.PAID)
         uow.commit()
-        assert uow.orders.move("ORD", OrderStatus.AWAITING_SHIPMENT, OrderStatus.SHIPPED)
+        assert uow.payments.move(payment.id, PaymentStatus.PAID, PaymentStatus.REFUNDED)
     assert db.tables.orders["ORD"].status == OrderStatus.AWAITING_SHIPMENT
+    assert db.tables.payments[payment.id].payment_status == PaymentStatus.PAID
 
 
 def test_values_read_are_copies(arranged):
@@ -101,11 +110,14 @@ def test_compare_and_set_refuses_a_stale_from_status(arranged):
     db = arranged
     with db.unit_of_work() as uow:
         [payment] = uow.payments.for_order("ORD")
-        assert not uow.payments.move(payment.id, PaymentStatus.PAID, PaymentStatus.CLOSED)
-        assert not uow.orders.move("ORD", OrderStatus.AWAITING_SHIPMENT, OrderStatus.SHIPPED)
+        assert not uow.payments.move(payment.id, PaymentStatus.CLOSED, PaymentStatus.PAID)
+        assert not uow.payments.move(payment.id, PaymentStatus.PAID, PaymentStatus.REFUNDED)
+        assert uow.orders.move("ORD", OrderStatus.AWAITING_PAYMENT, OrderStatus.CLOSED)
+        assert not uow.orders.move("ORD", OrderStatus.AWAITING_PAYMENT, OrderStatus.AWAITING_SHIPMENT)
         assert not uow.orders.move("NOPE", OrderStatus.AWAITING_PAYMENT, OrderStatus.AWAITING_SHIPMENT)
         lock = uow.stock.locks_for("ORD")[0]
-        assert not uow.stock.move_lock(lock.id, LockStatus.DEDUCTED, LockStatus.RELEASED)
+        assert uow.stock.move_lock(lock.id, LockStatus.LOCKED, LockStatus.DEDUCTED)
+        assert not uow.stock.move_lock(lock.id, LockStatus.LOCKED, LockStatus.RELEASED)
         assert uow.points.claim("ORD", 1, 1, 1)
         assert not uow.points.claim("ORD", 1, 1, 1)
 

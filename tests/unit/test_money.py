@@ -88,6 +88,8 @@ def test_format_amount_round_trips_through_to_amount():
     assert to_amount(format_amount(Decimal("5"))) == Decimal("5.00")
 
 
-@pytest.mark.parametrize(("amount", "points"), [("0.01", 0), ("9.99", 0), ("10.00", 1), ("6999.00", 699), ("19.90", 1)])
+@pytest.mark.parametrize(
+    ("amount", "points"), [("0.01", 0), ("9.99", 0), ("10.00", 1), ("6999.00", 699), ("19.90", 1)]
+)
 def test_an_order_earns_a_point_per_ten_whole_yuan(amount, points):
     assert points_for(Decimal(amount)) == points

@@ -11,6 +11,7 @@ from gmall_payment.core import events
 from gmall_payment.core.errors import UnknownProvider
 from gmall_payment.core.model import PaymentStatus
 from gmall_payment.core.payments import PaymentService
+from gmall_payment.ports.store import relayed
 
 
 @pytest.fixture
@@ -31,8 +32,9 @@ def snapshot(db):
     return take
 
 
-def test_valid_paid_notification_marks_the_payment_paid(db, payments, payment, notify_params, stored_payments,
-                                                        outbox_events, after_commit_calls, clock):
+def test_valid_paid_notification_marks_the_payment_paid(
+    db, payments, payment, notify_params, stored_payments, outbox_events, after_commit_calls, clock
+):
     params = notify_params(trade_no="T-0001")
 
     result = payments.handle_notification("fakepay", params)
@@ -49,15 +51,18 @@ def test_valid_paid_notification_marks_the_payment_paid(db, payments, payment, n
     assert result.payment.id == payment.id
     assert result.payment.payment_status == PaymentStatus.PAID
     assert outbox_events() == [
-        events.Event(events.PAYMENT_SUCCEEDED, payment.order_sn,
-                     {"provider": "fakepay", "trade_no": "T-0001", "amount": "123.45"}),
+        events.Event(
+            events.PAYMENT_SUCCEEDED,
+            payment.order_sn,
+            {"provider": "fakepay", "trade_no": "T-0001", "amount": "123.45"},
+        ),
     ]
     assert after_commit_calls == [tuple(db.tables.outbox)]  # the one event's id: sent at once
 
 
-def test_duplicate_notification_is_acknowledged_and_changes_nothing(db, payments, payment, notify_params,
-                                                                    outbox_events, snapshot,
-                                                                    after_commit_calls):
+def test_duplicate_notification_is_acknowledged_and_changes_nothing(
+    db, payments, payment, notify_params, outbox_events, snapshot, after_commit_calls
+):
     payments.handle_notification("fakepay", notify_params())
     before = snapshot()
 
@@ -96,8 +101,9 @@ def test_wrong_amount_is_rejected(payments, payment, notify_params, snapshot, am
 
 
 @pytest.mark.parametrize("amount", ["123.450", "123.4500", " 123.45"])
-def test_same_amount_written_differently_is_accepted(payments, payment, notify_params, stored_payments,
-                                                     amount):
+def test_same_amount_written_differently_is_accepted(
+    payments, payment, notify_params, stored_payments, amount
+):
     """Amounts compare as Decimals: 123.450 is 123.45."""
     result = payments.handle_notification("fakepay", notify_params(total_amount=amount))
     assert (result.accepted, result.outcome) == (True, "paid")
@@ -124,8 +130,9 @@ def test_notify_through_a_provider_that_is_not_enabled(payments, payment, notify
         payments.handle_notification("wechat", notify_params())
 
 
-def test_notifications_are_matched_to_their_own_order(payments, make_order, notify_params, stored_payments,
-                                                      outbox_events, snapshot):
+def test_notifications_are_matched_to_their_own_order(
+    payments, make_order, notify_params, stored_payments, outbox_events, snapshot
+):
     a = payments.start(make_order("A", pay_amount=Decimal("123.45")), "fakepay")
     b = payments.start(make_order("B", pay_amount=Decimal("99.00"), locks=()), "fakepay")
     before = snapshot()
@@ -135,17 +142,18 @@ def test_notifications_are_matched_to_their_own_order(payments, make_order, noti
     _assert_rejected(replay, "amount_mismatch")
     assert snapshot() == before
 
-    paid = payments.handle_notification("fakepay", notify_params(out_trade_no="B", total_amount="99.00",
-                                                                 trade_no="T-B"))
+    paid = payments.handle_notification(
+        "fakepay", notify_params(out_trade_no="B", total_amount="99.00", trade_no="T-B")
+    )
     assert (paid.accepted, paid.outcome, paid.payment.id) == (True, "paid", b.id)
     statuses = {p.id: p.payment_status for p in stored_payments()}
     assert statuses == {a.id: PaymentStatus.UNPAID, b.id: PaymentStatus.PAID}
     assert [(e.name, e.order_sn) for e in outbox_events()] == [(events.PAYMENT_SUCCEEDED, "B")]
 
 
-def test_closed_notification_closes_an_unpaid_payment_without_event(payments, payment, notify_params,
-                                                                    stored_payments, outbox_events,
-                                                                    after_commit_calls, clock):
+def test_closed_notification_closes_an_unpaid_payment_without_event(
+    payments, payment, notify_params, stored_payments, outbox_events, after_commit_calls, clock
+):
     result = payments.handle_notification("fakepay", notify_params(trade_status="TRADE_CLOSED"))
     assert (result.accepted, result.outcome, result.body) == (True, "closed", "success")
     [row] = stored_payments()
@@ -155,8 +163,9 @@ def test_closed_notification_closes_an_unpaid_payment_without_event(payments, pa
     assert after_commit_calls == []
 
 
-def test_paid_after_its_trade_closed_records_the_money(payments, payment, notify_params, stored_payments,
-                                                      outbox_events):
+def test_paid_after_its_trade_closed_records_the_money(
+    payments, payment, notify_params, stored_payments, outbox_events
+):
     """The provider took the money for a trade closed here (closed here because the provider
     could not close it): the money is real, so the payment is paid; its order is still open,
     so it pays the order."""
@@ -168,8 +177,9 @@ def test_paid_after_its_trade_closed_records_the_money(payments, payment, notify
     assert [e.name for e in outbox_events()] == [events.PAYMENT_SUCCEEDED]
 
 
-def test_closed_after_paid_with_no_refund_here_is_accepted_and_flagged(payments, payment, notify_params,
-                                                                       stored_payments, outbox_events):
+def test_closed_after_paid_with_no_refund_here_is_accepted_and_flagged(
+    payments, payment, notify_params, stored_payments, outbox_events
+):
     """Alipay closes a trade once it is fully refunded; none of that refund is known here."""
     payments.handle_notification("fakepay", notify_params())
     result = payments.handle_notification("fakepay", notify_params(trade_status="TRADE_CLOSED"))
@@ -189,9 +199,9 @@ def test_pending_notification_is_recorded_and_changes_nothing(payments, payment,
     assert snapshot() == before
 
 
-def test_concurrent_copies_of_one_notification_make_one_event(db, payments, payment, notify_params, race,
-                                                              stored_payments, outbox_events,
-                                                              after_commit_calls):
+def test_concurrent_copies_of_one_notification_make_one_event(
+    db, payments, payment, notify_params, race, stored_payments, outbox_events, after_commit_calls
+):
     results = race(8, lambda i: payments.handle_notification("fakepay", notify_params()))
 
     assert all(result.accepted and result.body == "success" for result in results)
@@ -201,9 +211,9 @@ def test_concurrent_copies_of_one_notification_make_one_event(db, payments, paym
     assert after_commit_calls == [tuple(db.tables.outbox)]  # the one event's id: sent at once
 
 
-def test_losing_the_compare_and_set_to_another_worker_is_a_duplicate(db, registry, clock, payment,
-                                                                     notify_params, stored_payments,
-                                                                     outbox_events):
+def test_losing_the_compare_and_set_to_another_worker_is_a_duplicate(
+    db, registry, clock, payment, notify_params, stored_payments, outbox_events
+):
     """With a real database two workers can both see UNPAID; only the one whose move wins writes."""
 
     def uow_that_loses_the_race():
@@ -220,7 +230,9 @@ def test_losing_the_compare_and_set_to_another_worker_is_a_duplicate(db, registr
         return uow
 
     calls = []
-    service = PaymentService(uow_that_loses_the_race, registry, clock=clock, after_commit=lambda: calls.append(1))
+    service = PaymentService(
+        relayed(uow_that_loses_the_race, lambda *ids: calls.append(ids)), registry, clock=clock
+    )
 
     result = service.handle_notification("fakepay", notify_params(trade_no="MINE"))
 

@@ -5,10 +5,10 @@ from decimal import Decimal
 
 import pytest
 
-from gmall_payment.core.errors import ProviderError
+from gmall_payment.core.errors import NotificationRejected, ProviderError
 from gmall_payment.core.model import Notification, PaymentStatus, TradeStatus
 from gmall_payment.core.payments import PaymentService
-from gmall_payment.ports.providers import ProviderRegistry
+from gmall_payment.ports.plugins import ProviderRegistry
 
 
 @pytest.fixture
@@ -27,7 +27,11 @@ def test_an_accepted_notification_is_logged_with_its_raw_body(payments, payment,
 
     [record] = log(db)
     assert result.record_id == record.id
-    assert (record.provider, record.notify_id, record.out_trade_no) == ("fakepay", "N-1", payment.out_trade_no)
+    assert (record.provider, record.notify_id, record.out_trade_no) == (
+        "fakepay",
+        "N-1",
+        payment.out_trade_no,
+    )
     assert (record.verified, record.accepted, record.outcome) == (True, True, "paid")
     assert record.raw == "the body as posted"
     assert record.received_at < clock.now  # read before the payment's callback_time
@@ -40,17 +44,25 @@ def test_without_a_raw_body_the_params_are_kept_url_encoded(payments, payment, n
 
 @pytest.mark.parametrize(
     ("changes", "verified", "outcome"),
-    [({"sig": "forged"}, False, "bad_signature"), ({"total_amount": "0.01"}, True, "amount_mismatch"),
-     ({"out_trade_no": "nope"}, True, "unknown_trade")],
+    [
+        ({"sig": "forged"}, False, "bad_signature"),
+        ({"total_amount": "0.01"}, True, "amount_mismatch"),
+        ({"out_trade_no": "nope"}, True, "unknown_trade"),
+    ],
 )
-def test_a_rejected_notification_is_logged_and_changes_nothing_else(payments, payment, notify_params, db,
-                                                                    stored_payments, outbox_events,
-                                                                    changes, verified, outcome):
+def test_a_rejected_notification_is_logged_and_changes_nothing_else(
+    payments, payment, notify_params, db, stored_payments, outbox_events, changes, verified, outcome
+):
     result = payments.handle_notification("fakepay", {**notify_params(), "notify_id": "N-2", **changes})
 
     assert (result.accepted, result.body) == (False, "failure")
     [record] = log(db)
-    assert (record.verified, record.accepted, record.outcome, record.notify_id) == (verified, False, outcome, "N-2")
+    assert (record.verified, record.accepted, record.outcome, record.notify_id) == (
+        verified,
+        False,
+        outcome,
+        "N-2",
+    )
     assert result.record_id == record.id
     assert stored_payments()[0].payment_status == PaymentStatus.UNPAID
     assert outbox_events() == []
@@ -145,11 +157,17 @@ def test_confirm_by_query_marks_paid_when_the_provider_agrees(confirming, notify
 
 @pytest.mark.parametrize(
     "answer",
-    [paid_answer(status=TradeStatus.PENDING), paid_answer(total_amount=Decimal("0.01")),
-     paid_answer(trade_no="ANOTHER"), ProviderError("unreachable"), ProviderError("交易不存在", "40004", "ACQ.TRADE_NOT_EXIST")],
+    [
+        paid_answer(status=TradeStatus.PENDING),
+        paid_answer(total_amount=Decimal("0.01")),
+        paid_answer(trade_no="ANOTHER"),
+        ProviderError("unreachable"),
+        ProviderError("交易不存在", "40004", "ACQ.TRADE_NOT_EXIST"),
+    ],
 )
-def test_confirm_by_query_refuses_what_the_provider_does_not_confirm(confirming, notify_params, stored_payments,
-                                                                     outbox_events, db, answer):
+def test_confirm_by_query_refuses_what_the_provider_does_not_confirm(
+    confirming, notify_params, stored_payments, outbox_events, db, answer
+):
     service, query = confirming
     query.answer = answer
     result = service.handle_notification("confirmpay", notify_params())
@@ -161,5 +179,76 @@ def test_confirm_by_query_refuses_what_the_provider_does_not_confirm(confirming,
 
 def test_confirm_by_query_is_only_for_paid_notifications(confirming, notify_params):
     service, query = confirming
-    assert service.handle_notification("confirmpay", notify_params(trade_status="TRADE_CLOSED")).outcome == "closed"
+    assert (
+        service.handle_notification("confirmpay", notify_params(trade_status="TRADE_CLOSED")).outcome
+        == "closed"
+    )
     assert query.calls == []
+
+
+class HeaderSigningProvider:
+    """A fake provider that signs a header (``X-Sig: ok``) and refuses an old one (``X-Age``)
+    unless replayed, as WeChat Pay's notifications are: the calls it was asked to parse."""
+
+    def __init__(self, provider_class):
+        outer = self
+
+        class Signed(provider_class):
+            notification_headers = ("X-Sig", "X-Age")
+            payment_code = 7
+
+            def parse_notification_request(self, params, body, headers):
+                outer.calls.append(("received", dict(headers)))
+                return self._check(params, headers, window=True)
+
+            def parse_replayed_notification(self, params, body, headers):
+                outer.calls.append(("replayed", dict(headers)))
+                return self._check(params, headers, window=False)
+
+            def _check(self, params, headers, window):
+                headers = {name.lower(): value for name, value in headers.items()}  # HTTP's: any case
+                if headers.get("x-sig") != "ok":
+                    raise NotificationRejected("bad_signature")
+                if window and headers.get("x-age") == "old":
+                    raise NotificationRejected("stale_timestamp")
+                return self.parse_notification({**params, "sig": "ok"})
+
+        self.calls = []
+        self.provider = Signed("signedpay")
+
+
+def test_a_provider_s_signed_headers_are_kept_and_a_replay_verifies_them_without_the_age_check(
+    db, clock, make_order, notify_params, stored_payments, provider_class
+):
+    signed = HeaderSigningProvider(provider_class)
+    payments = PaymentService(db.unit_of_work, ProviderRegistry([signed.provider]), clock=clock)
+    params = {**notify_params(sig="-"), "notify_id": "N-H"}
+    received = payments.handle_notification(
+        "signedpay",
+        params,
+        headers={"x-sig": "ok", "X-AGE": "old", "Cookie": "not kept", "X-Long": "y" * 5000},
+    )
+    assert received.outcome == "stale_timestamp"
+    payment = payments.start(make_order(), "signedpay")
+    assert payment.payment_type_code == 7  # the provider's payment_code, on the new payment
+
+    replayed = payments.replay(received.record_id)
+
+    assert (replayed.accepted, replayed.outcome) == (True, "paid")
+    first, second = log(db)
+    assert first.headers == second.headers == '{"X-Age": "old", "X-Sig": "ok"}'  # named ones only, as named
+    assert signed.calls[-1] == ("replayed", {"X-Age": "old", "X-Sig": "ok"})
+    assert stored_payments()[0].payment_status == PaymentStatus.PAID
+
+
+def test_a_kept_header_is_cut_and_a_provider_that_signs_none_keeps_none(
+    db, clock, payments, payment, notify_params, provider_class
+):
+    payments.handle_notification("fakepay", notify_params(), headers={"X-Sig": "ok"})
+    signed = HeaderSigningProvider(provider_class)
+    PaymentService(db.unit_of_work, ProviderRegistry([signed.provider]), clock=clock).handle_notification(
+        "signedpay", notify_params(), headers={"X-Sig": "s" * 5000}
+    )
+    plain, cut = log(db)
+    assert plain.headers is None
+    assert len(cut.headers) < 2100 and cut.outcome == "bad_signature"

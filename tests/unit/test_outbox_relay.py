@@ -5,9 +5,10 @@ from datetime import timedelta
 import pytest
 
 from gmall_payment.core import events
-from gmall_payment.core.fulfilment import STEPS_BY_EVENT
+from gmall_payment.core.events import STEPS_BY_EVENT
 from gmall_payment.core.outbox import OutboxRelay
 from gmall_payment.ports.messaging import MessageBus
+from gmall_payment.ports.store import relayed
 
 
 class RecordingBus(MessageBus):
@@ -76,6 +77,121 @@ def test_uncommitted_events_are_never_sent(db):
     bus = RecordingBus()
     assert OutboxRelay(db.unit_of_work, bus).flush() == 0
     assert bus.published == []
+
+
+# events leave with the commit: the unit of work hands them to the relay
+
+
+@pytest.fixture
+def relay(db, clock):
+    """A relay on a recording bus whose ``flushed`` keeps what each ``flush`` was handed."""
+    relay = OutboxRelay(db.unit_of_work, RecordingBus(), clock=clock)
+    relay.flushed = []
+    flush = relay.flush
+
+    def recorded(*ids):
+        relay.flushed.append(ids)
+        return flush(*ids)
+
+    relay.flush = recorded
+    return relay
+
+
+def test_a_committed_unit_of_work_hands_its_events_to_the_relay_exactly_once(db, relay, outbox_events):
+    uow = relayed(db.unit_of_work, relay.flush)
+    with uow() as unit:
+        first = unit.outbox.add(events.order_paid("O1"))
+        second = unit.outbox.add(events.order_closed("O2", "unpaid in time"))
+        unit.commit()
+        assert relay.flushed == []  # it leaves as the unit of work ends, when the store is free again
+        unit.rollback()  # after the commit: harmless, and hands nothing back
+    assert relay.flushed == [(first, second)]
+    assert (
+        relay.bus.published
+        == outbox_events()
+        == [events.order_paid("O1"), events.order_closed("O2", "unpaid in time")]
+    )
+    assert outbox_events(unsent_only=True) == []
+
+    with uow() as unit:  # a unit of work that commits no event hands nothing over
+        unit.trace.record("O1", events.DEDUCT_STOCK, "done")
+        unit.commit()
+    assert relay.flushed == [(first, second)] and len(relay.bus.published) == 2
+
+
+def test_events_handed_over_by_their_commit_are_sent_without_being_read_back(db, relay, outbox_events):
+    reads = []
+
+    def counting_uow():
+        made = db.unit_of_work()
+        unsent = made.outbox.unsent
+        made.outbox.unsent = lambda *args, **kwargs: reads.append(args) or unsent(*args, **kwargs)
+        return made
+
+    relay.uow = counting_uow
+    with relayed(db.unit_of_work, relay.flush)() as unit:
+        unit.outbox.add(events.order_paid("O1"))
+        unit.outbox.add(events.order_paid("O2"))
+        unit.commit()
+    assert [e.order_sn for e in relay.bus.published] == ["O1", "O2"]
+    assert reads == []  # the events came with their ids: no SELECT of what was just committed
+    assert outbox_events(unsent_only=True) == []  # and they are marked sent
+
+    assert relay.flush(*sorted(db.tables.outbox)) == 0  # plain ids are read, and found sent
+    assert len(reads) == 1
+
+
+def test_a_unit_of_work_committed_twice_hands_both_commits_over_together(db, relay):
+    with relayed(db.unit_of_work, relay.flush)() as unit:
+        first = unit.outbox.add(events.order_paid("O1"))
+        unit.commit()
+        second = unit.outbox.add(events.order_paid("O2"))
+        unit.commit()
+    assert relay.flushed == [(first, second)]
+    assert [e.order_sn for e in relay.bus.published] == ["O1", "O2"]
+
+
+def test_a_rolled_back_unit_of_work_hands_nothing_to_the_relay(db, relay, outbox_events):
+    uow = relayed(db.unit_of_work, relay.flush)
+    with uow() as unit:  # never committed
+        unit.outbox.add(events.order_paid("FORGOTTEN"))
+    with pytest.raises(RuntimeError), uow() as unit:
+        unit.outbox.add(events.order_paid("FAILED"))
+        raise RuntimeError("the change failed half way")
+    with uow() as unit:
+        unit.outbox.add(events.order_paid("UNDONE"))
+        unit.rollback()
+        unit.commit()  # commits nothing: the event went with the rollback
+    assert relay.flushed == [] and relay.bus.published == [] and outbox_events() == []
+
+
+def test_only_the_events_of_the_commit_are_handed_over_not_those_rolled_back_after(db, relay, outbox_events):
+    with relayed(db.unit_of_work, relay.flush)() as unit:
+        kept = unit.outbox.add(events.order_paid("KEPT"))
+        unit.commit()
+        unit.outbox.add(events.order_paid("ROLLED-BACK"))
+        unit.rollback()
+        unit.outbox.add(events.order_paid("NEVER-COMMITTED"))
+    assert relay.flushed == [(kept,)]
+    assert relay.bus.published == outbox_events() == [events.order_paid("KEPT")]
+
+
+def test_a_commit_that_fails_hands_nothing_over(db, relay, outbox_events):
+    def failing_commit():
+        raise ConnectionError("the database went away during the commit")
+
+    with pytest.raises(ConnectionError), relayed(db.unit_of_work, relay.flush)() as unit:
+        unit.outbox.add(events.order_paid("LOST"))
+        unit._commit = failing_commit
+        unit.commit()
+    assert relay.flushed == [] and outbox_events() == []
+
+
+def test_a_unit_of_work_not_relayed_leaves_its_events_to_the_sweep(db, relay, outbox_events):
+    with db.unit_of_work() as unit:
+        unit.outbox.add(events.order_paid("SWEPT"))
+        unit.commit()
+    assert relay.flushed == [] and outbox_events(unsent_only=True) == [events.order_paid("SWEPT")]
 
 
 def test_a_refusing_bus_keeps_the_rest_for_a_later_flush(db, outbox_events, clock):
@@ -173,7 +289,12 @@ def test_redeliver_resends_what_has_not_settled_and_settles_the_rest(db, clock):
     assert relay.redeliver() == 2
     assert bus.published == [added[0], added[2]]
     assert [when is not None for when in settled_at(db)] == [False, True, False, True]
-    assert [later > first for later, first in zip(sent_at(db), sent_first, strict=True)] == [True, False, True, False]
+    assert [later > first for later, first in zip(sent_at(db), sent_first, strict=True)] == [
+        True,
+        False,
+        True,
+        False,
+    ]
     assert relay.redeliver() == 0  # sent again just now: the wait starts over
 
     trace_step(db, "LOST", "deduct_stock", "done")

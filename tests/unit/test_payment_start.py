@@ -1,11 +1,15 @@
 """PaymentService.start: one payment per order and provider, for the order's own amount."""
 
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from gmall_payment.core.errors import OrderNotFound, OrderNotPayable, UnknownProvider
 from gmall_payment.core.model import OrderItem, OrderStatus, PaymentStatus
+from gmall_payment.core.payments import PaymentService
+from gmall_payment.ports.provider import Checkout, CheckoutUrls
 
 
 def test_start_records_an_unpaid_payment_for_the_orders_amount(payments, make_order, stored_payments, clock):
@@ -53,8 +57,13 @@ def test_unknown_order(payments):
 
 @pytest.mark.parametrize(
     "status",
-    [OrderStatus.AWAITING_SHIPMENT, OrderStatus.SHIPPED, OrderStatus.DONE, OrderStatus.CLOSED,
-     OrderStatus.INVALID],
+    [
+        OrderStatus.AWAITING_SHIPMENT,
+        OrderStatus.SHIPPED,
+        OrderStatus.DONE,
+        OrderStatus.CLOSED,
+        OrderStatus.INVALID,
+    ],
 )
 def test_order_not_awaiting_payment_is_not_payable(payments, make_order, stored_payments, status):
     order_sn = make_order(status=status)
@@ -80,7 +89,8 @@ def test_two_providers_make_two_payments(payments, make_order, stored_payments):
     other = payments.start(order_sn, "otherpay")
     assert fake.id != other.id
     assert [(p.order_sn, p.payment_type) for p in stored_payments()] == [
-        (order_sn, "fakepay"), (order_sn, "otherpay"),
+        (order_sn, "fakepay"),
+        (order_sn, "otherpay"),
     ]
 
 
@@ -112,16 +122,42 @@ def test_already_paid_payment_is_not_payable(payments, make_order, notify_params
 def test_closed_payment_is_not_payable(payments, make_order, notify_params):
     order_sn = make_order()
     payments.start(order_sn, "fakepay")
-    assert payments.handle_notification("fakepay", notify_params(trade_status="TRADE_CLOSED")).outcome == "closed"
+    assert (
+        payments.handle_notification("fakepay", notify_params(trade_status="TRADE_CLOSED")).outcome
+        == "closed"
+    )
     with pytest.raises(OrderNotPayable):
         payments.start(order_sn, "fakepay")
 
 
-def test_order_paid_with_one_provider_cannot_start_with_another(payments, make_order, notify_params,
-                                                               stored_payments):
+def test_order_paid_with_one_provider_cannot_start_with_another(
+    payments, make_order, notify_params, stored_payments
+):
     order_sn = make_order()
     payments.start(order_sn, "fakepay")
     payments.handle_notification("fakepay", notify_params())
     with pytest.raises(OrderNotPayable):
         payments.start(order_sn, "otherpay")
     assert len(stored_payments()) == 1
+
+
+def test_checkout_tells_the_provider_when_the_order_closes(db, registry, clock, make_order):
+    """The provider learns the order's deadline with the URLs (Alipay's time_expire)."""
+    seen = []
+    provider = registry.get("fakepay")
+    provider.checkout = lambda payment, urls: (
+        seen.append(urls) or Checkout(redirect_url="https://fakepay.example/")
+    )
+    deadline = clock.now + timedelta(minutes=30)
+    service = PaymentService(
+        db.unit_of_work,
+        registry,
+        clock=clock,
+        pay_deadline=lambda order: deadline if order.order_sn == "A1" else None,
+    )
+    urls = CheckoutUrls("https://shop.example/notify", "https://shop.example/return")
+
+    service.checkout(make_order("A1"), "fakepay", urls)
+    service.checkout(make_order("A2", locks=()), "fakepay", urls)
+
+    assert seen == [replace(urls, expires_at=deadline), urls]

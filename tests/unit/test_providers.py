@@ -1,4 +1,4 @@
-"""ports.providers: the pluggy plugin manager, the registry of enabled providers, Provider defaults."""
+"""ports.plugins and ports.provider: the pluggy plugin manager, the registry of enabled providers, Provider defaults."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -9,14 +9,9 @@ import pytest
 
 from gmall_payment.core.errors import NotSupported, UnknownProvider
 from gmall_payment.core.model import Payment
-from gmall_payment.ports.providers import (
-    ENTRY_POINT_GROUP,
-    PROJECT,
-    Provider,
-    ProviderRegistry,
-    hookimpl,
-    make_plugin_manager,
-)
+from gmall_payment.ports.hookspecs import PROJECT, hookimpl
+from gmall_payment.ports.plugins import ENTRY_POINT_GROUP, ProviderRegistry, make_plugin_manager
+from gmall_payment.ports.provider import Provider
 
 
 class ProvidersPlugin:
@@ -59,7 +54,9 @@ def test_a_builtin_shadows_the_entry_point_of_the_same_name(provider_class, tmp_
     mine = ProvidersPlugin(provider_class, "mockpay")
     pm = make_plugin_manager({"mockpay": mine}, load_entrypoints=True)
     assert pm.get_plugin("mockpay") is mine  # this package's own entry point was skipped
-    assert ProviderRegistry.from_plugins(pm, {"INSTANCE_PATH": str(tmp_path)}).get("mockpay").title == "Fake Pay"
+    assert (
+        ProviderRegistry.from_plugins(pm, {"INSTANCE_PATH": str(tmp_path)}).get("mockpay").title == "Fake Pay"
+    )
 
 
 def test_a_misspelt_hook_implementation_fails_loudly():

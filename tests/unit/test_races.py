@@ -7,7 +7,7 @@ import pytest
 from gmall_payment.core import events
 from gmall_payment.core.errors import NotSupported, ProviderError, RefundPending
 from gmall_payment.core.model import OrderStatus, PaymentStatus, RefundReason, RefundStatus
-from gmall_payment.ports.providers import ProviderRegistry
+from gmall_payment.ports.plugins import ProviderRegistry
 
 SN = "202411110001"
 
@@ -43,8 +43,9 @@ def row(db, payment):
     return db.tables.payments[payment.id]
 
 
-def test_paid_after_close_is_refunded_and_the_order_stays_closed(db, payments, refunds, both, fakepay,
-                                                                 notify_params, outbox_events):
+def test_paid_after_close_is_refunded_and_the_order_stays_closed(
+    db, payments, refunds, both, fakepay, notify_params, outbox_events
+):
     mine, _ = both
     db.tables.orders[SN].status = OrderStatus.CLOSED  # expired while the shopper was paying
 
@@ -52,7 +53,10 @@ def test_paid_after_close_is_refunded_and_the_order_stays_closed(db, payments, r
 
     assert (result.accepted, result.body, result.outcome) == (True, "success", "paid_after_close")
     assert "CLOSED" in result.detail
-    assert (row(db, mine).payment_status, row(db, mine).refund_reason) == (PaymentStatus.PAID, "paid_after_close")
+    assert (row(db, mine).payment_status, row(db, mine).refund_reason) == (
+        PaymentStatus.PAID,
+        "paid_after_close",
+    )
     assert outbox_events() == [events.refund_due(SN, mine.id, "paid_after_close", Decimal("123.45"))]
 
     assert refunds.auto_refund(SN) is True
@@ -60,7 +64,11 @@ def test_paid_after_close_is_refunded_and_the_order_stays_closed(db, payments, r
     assert row(db, mine).payment_status == PaymentStatus.REFUNDED
     [refund] = refunds.refunds(mine.id)
     assert (refund.out_request_no, refund.amount, refund.reason, refund.status) == (
-        f"auto-{mine.id}", Decimal("123.45"), "paid_after_close", RefundStatus.SUCCEEDED)
+        f"auto-{mine.id}",
+        Decimal("123.45"),
+        "paid_after_close",
+        RefundStatus.SUCCEEDED,
+    )
     assert fakepay.refunded(SN) == Decimal("123.45")
     assert db.tables.orders[SN].status == OrderStatus.CLOSED
     assert [e.name for e in outbox_events()] == [events.REFUND_DUE]  # no payment.succeeded, no order.refunded
@@ -68,8 +76,9 @@ def test_paid_after_close_is_refunded_and_the_order_stays_closed(db, payments, r
     assert refunds.auto_refund(SN) is False and fakepay.calls == [f"auto-{mine.id}"]
 
 
-def test_paid_twice_refunds_the_second_payment(db, payments, refunds, fulfilment, both, fakepay, otherpay,
-                                               notify_params, outbox_events):
+def test_paid_twice_refunds_the_second_payment(
+    db, payments, refunds, fulfilment, both, fakepay, otherpay, notify_params, outbox_events
+):
     first, second = both
 
     assert payments.handle_notification("fakepay", notify_params()).outcome == "paid"
@@ -82,13 +91,17 @@ def test_paid_twice_refunds_the_second_payment(db, payments, refunds, fulfilment
     assert fulfilment.mark_order_paid(SN) is True
 
     assert (row(db, first).payment_status, row(db, second).payment_status) == (
-        PaymentStatus.PAID, PaymentStatus.REFUNDED)
+        PaymentStatus.PAID,
+        PaymentStatus.REFUNDED,
+    )
     assert (fakepay.calls, otherpay.calls) == ([], [f"auto-{second.id}"])
     assert db.tables.orders[SN].status == OrderStatus.AWAITING_SHIPMENT
     assert events.ORDER_REFUNDED not in [e.name for e in outbox_events()]  # the order itself stays paid
 
 
-def test_two_providers_paying_at_once_pay_the_order_once(db, payments, both, notify_params, race, outbox_events):
+def test_two_providers_paying_at_once_pay_the_order_once(
+    db, payments, both, notify_params, race, outbox_events
+):
     results = race(2, lambda i: payments.handle_notification(("fakepay", "otherpay")[i], notify_params()))
 
     assert sorted(r.outcome for r in results) == ["paid", "paid_twice"]
@@ -97,8 +110,9 @@ def test_two_providers_paying_at_once_pay_the_order_once(db, payments, both, not
     assert len(owed) == 1 and owed[0].refund_reason == RefundReason.PAID_TWICE
 
 
-def test_an_order_closed_while_its_payment_was_in_flight(db, payments, refunds, fulfilment, both, fakepay,
-                                                         notify_params, outbox_events):
+def test_an_order_closed_while_its_payment_was_in_flight(
+    db, payments, refunds, fulfilment, both, fakepay, notify_params, outbox_events
+):
     """The payment succeeded while the order was open; the order closed before it was marked paid."""
     mine, _ = both
     assert payments.handle_notification("fakepay", notify_params()).outcome == "paid"
@@ -117,7 +131,9 @@ def test_an_order_closed_while_its_payment_was_in_flight(db, payments, refunds, 
     assert db.tables.orders[SN].status == OrderStatus.CLOSED
 
 
-def test_a_provider_that_cannot_refund_flags_the_payment(db, payments, refunds, both, otherpay, notify_params):
+def test_a_provider_that_cannot_refund_flags_the_payment(
+    db, payments, refunds, both, otherpay, notify_params
+):
     _, second = both
     payments.handle_notification("fakepay", notify_params())
     payments.handle_notification("otherpay", notify_params())
@@ -127,7 +143,9 @@ def test_a_provider_that_cannot_refund_flags_the_payment(db, payments, refunds, 
 
     flagged = row(db, second)
     assert flagged.payment_status == PaymentStatus.PAID
-    assert flagged.flag.startswith("paid_twice: the automatic refund of 123.45 failed (otherpay cannot refund)")
+    assert flagged.flag.startswith(
+        "paid_twice: the automatic refund of 123.45 failed (otherpay cannot refund)"
+    )
     assert f"payments refund {second.id} 123.45 --key auto-{second.id}" in flagged.flag
     assert refunds.refunds(second.id)[0].status == RefundStatus.FAILED
     assert trace(db)[-1][:2] == ("auto_refund", "skipped")
@@ -135,22 +153,30 @@ def test_a_provider_that_cannot_refund_flags_the_payment(db, payments, refunds, 
     assert refunds.auto_refund(SN) is False  # ...a failed automatic refund is never tried again by itself
     assert otherpay.calls == [f"auto-{second.id}"]
     assert "left to an operator" in trace(db)[-1][2]
-    retried = refunds.refund(second.id, "123.45", f"auto-{second.id}")  # the operator tries the provider again
-    assert retried.status == RefundStatus.SUCCEEDED and row(db, second).payment_status == PaymentStatus.REFUNDED
+    retried = refunds.refund(
+        second.id, "123.45", f"auto-{second.id}"
+    )  # the operator tries the provider again
+    assert (
+        retried.status == RefundStatus.SUCCEEDED and row(db, second).payment_status == PaymentStatus.REFUNDED
+    )
 
 
 def test_a_provider_that_refuses_flags_the_payment(db, payments, refunds, both, fakepay, notify_params):
     mine, _ = both
     db.tables.orders[SN].status = OrderStatus.CLOSED
     payments.handle_notification("fakepay", notify_params())
-    fakepay.failures = [(ProviderError("交易状态不合法", code="40004", sub_code="ACQ.TRADE_STATUS_ERROR"), False)]
+    fakepay.failures = [
+        (ProviderError("交易状态不合法", code="40004", sub_code="ACQ.TRADE_STATUS_ERROR"), False)
+    ]
 
     assert refunds.auto_refund(SN) is False
 
     assert "ACQ.TRADE_STATUS_ERROR" in row(db, mine).flag
 
 
-def test_a_refund_without_answer_is_retried_until_it_completes(db, payments, refunds, both, fakepay, notify_params):
+def test_a_refund_without_answer_is_retried_until_it_completes(
+    db, payments, refunds, both, fakepay, notify_params
+):
     mine, _ = both
     db.tables.orders[SN].status = OrderStatus.CLOSED
     payments.handle_notification("fakepay", notify_params())
@@ -161,7 +187,9 @@ def test_a_refund_without_answer_is_retried_until_it_completes(db, payments, ref
     assert refunds.refunds(mine.id)[0].status == RefundStatus.PENDING and row(db, mine).flag is None
 
     assert refunds.auto_refund(SN) is True
-    assert row(db, mine).payment_status == PaymentStatus.REFUNDED and fakepay.refunded(SN) == Decimal("123.45")
+    assert row(db, mine).payment_status == PaymentStatus.REFUNDED and fakepay.refunded(SN) == Decimal(
+        "123.45"
+    )
 
 
 def test_a_second_trade_for_a_paid_payment_is_flagged(db, payments, both, notify_params, outbox_events):

@@ -11,7 +11,7 @@ from gmall_payment.core.errors import NotSupported, ProviderError, TradeNotFound
 from gmall_payment.core.model import Notification, OrderStatus, PaymentStatus, TradeStatus
 from gmall_payment.core.payments import PaymentService
 from gmall_payment.core.reconciliation import Reconciliation
-from gmall_payment.ports.providers import ProviderRegistry
+from gmall_payment.ports.plugins import ProviderRegistry
 
 GRACE = timedelta(minutes=5)
 SERIES = (60.0, 600.0, 3600.0)
@@ -39,9 +39,8 @@ def asked(provider_class):
 
 
 @pytest.fixture
-def service(db, asked, clock, after_commit_calls):
-    return PaymentService(db.unit_of_work, ProviderRegistry([asked]), clock=clock, query_grace=GRACE,
-                          after_commit=lambda *ids: after_commit_calls.append(ids))
+def service(relayed_uow, asked, clock):
+    return PaymentService(relayed_uow, ProviderRegistry([asked]), clock=clock, query_grace=GRACE)
 
 
 @pytest.fixture
@@ -57,8 +56,13 @@ def payment(service, make_order, clock):
 
 
 def answer(status, amount="123.45", trade_no="2024111122001400001"):
-    return Notification(out_trade_no="202411110001", total_amount=Decimal(amount), status=status,
-                        trade_no=trade_no, raw=f'{{"trade_status": "{status.value}"}}')
+    return Notification(
+        out_trade_no="202411110001",
+        total_amount=Decimal(amount),
+        status=status,
+        trade_no=trade_no,
+        raw=f'{{"trade_status": "{status.value}"}}',
+    )
 
 
 def log(db):
@@ -81,20 +85,24 @@ def test_a_payment_is_first_asked_about_after_the_grace_period(reconciliation, p
     assert asked.queries == ["202411110001"]
 
 
-def test_a_paid_answer_is_the_notification_a_lost_notify_would_have_been(db, reconciliation, payment, asked,
-                                                                         clock, outbox_events, after_commit_calls,
-                                                                         payments, notify_params):
+def test_a_paid_answer_is_the_notification_a_lost_notify_would_have_been(
+    db, reconciliation, payment, asked, clock, outbox_events, after_commit_calls, payments, notify_params
+):
     asked.answer = answer(TradeStatus.PAID)
     clock.now += GRACE
 
     [result] = reconciliation.run()
 
-    assert (result.outcome, result.answer, result.payment.payment_status) == ("paid", TradeStatus.PAID,
-                                                                              PaymentStatus.PAID)
+    assert (result.outcome, result.answer, result.payment.payment_status) == (
+        "paid",
+        TradeStatus.PAID,
+        PaymentStatus.PAID,
+    )
     row = stored(db, payment)
     assert (row.payment_status, row.trade_no) == (PaymentStatus.PAID, "2024111122001400001")
-    assert outbox_events() == [events.payment_succeeded("202411110001", "fakepay", "2024111122001400001",
-                                                        Decimal("123.45"))]
+    assert outbox_events() == [
+        events.payment_succeeded("202411110001", "fakepay", "2024111122001400001", Decimal("123.45"))
+    ]
     assert after_commit_calls == [tuple(db.tables.outbox)]  # sent at once, as after a notify
     [entry] = log(db)
     assert (entry.source, entry.outcome, entry.verified, entry.accepted) == ("query", "paid", True, True)
@@ -138,8 +146,9 @@ def test_queries_follow_the_providers_series_then_stop(db, service, payment, ask
     assert [e.outcome for e in log(db)] == ["recorded"] * (len(SERIES) + 1)
 
 
-def test_a_trade_the_provider_does_not_know_was_never_started(db, reconciliation, payment, asked, clock,
-                                                               outbox_events):
+def test_a_trade_the_provider_does_not_know_was_never_started(
+    db, reconciliation, payment, asked, clock, outbox_events
+):
     asked.answer = TradeNotFound("交易不存在", code="40004", sub_code="ACQ.TRADE_NOT_EXIST")
     clock.now += GRACE
 
@@ -167,7 +176,11 @@ def test_a_failed_query_is_logged_and_asked_again(db, reconciliation, payment, a
     assert (row.payment_status, row.query_attempts) == (PaymentStatus.UNPAID, 1)
     assert clock.now < row.next_query_time <= clock.now + timedelta(seconds=SERIES[0])
     [entry] = log(db)
-    assert (entry.outcome, entry.accepted, entry.detail) == ("query_failed", False, "Alipay gateway call failed: timed out")
+    assert (entry.outcome, entry.accepted, entry.detail) == (
+        "query_failed",
+        False,
+        "Alipay gateway call failed: timed out",
+    )
 
 
 def test_a_provider_that_cannot_be_asked_is_asked_once(db, reconciliation, payment, asked, clock):
@@ -192,8 +205,9 @@ def test_no_more_queries_once_the_order_is_closed(db, reconciliation, payment, a
     assert stored(db, payment).next_query_time is None and log(db) == []
 
 
-def test_a_closed_answer_closes_and_a_wrong_amount_is_refused(db, reconciliation, payment, asked, clock,
-                                                              make_order, service):
+def test_a_closed_answer_closes_and_a_wrong_amount_is_refused(
+    db, reconciliation, payment, asked, clock, make_order, service
+):
     asked.answer = answer(TradeStatus.PAID, amount="0.01")
     clock.now += GRACE
     [refused] = reconciliation.run()

@@ -1,14 +1,8 @@
 """A shop on a temporary SQLite file with demo data, served for real on loopback."""
 
 import pytest
-from support.shop import make_app, served_shop
-
-
-@pytest.fixture
-def app(tmp_path):
-    app = make_app(tmp_path)
-    yield app
-    app.extensions["gmall"].bus.close()  # its in-process worker, if a request started it
+from support.production import builtin_providers_only  # noqa: F401 (a fixture)
+from support.shop import served_shop
 
 
 @pytest.fixture

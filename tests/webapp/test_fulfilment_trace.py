@@ -2,7 +2,8 @@
 
 import pytest
 from sqlalchemy import delete, select
-from support.shop import csrf_token, make_app, notify_params
+from support.forms import logged_in
+from support.shop import make_app, notify_params
 
 from gmall_payment.adapters.sql.models import Member, Order, WareSku, db
 
@@ -28,20 +29,17 @@ def pay(app, username="demo"):
     return order.order_sn, sku_id
 
 
-def logged_in(app, username="demo", password="demo123"):
-    client = app.test_client()
-    token = csrf_token(client.get("/login").text)
-    assert client.post("/login", data={"username": username, "password": password, "csrf_token": token}).status_code == 302
-    return client
-
-
 def test_the_trace_of_a_fulfilled_order(shop):
     order_sn, _ = pay(shop)
     trace = logged_in(shop).get(f"/api/orders/{order_sn}/trace").json
 
-    assert trace["order_sn"] == order_sn and trace["status"] == "awaiting_shipment" and trace["stuck"] is False
+    assert (
+        trace["order_sn"] == order_sn and trace["status"] == "awaiting_shipment" and trace["stuck"] is False
+    )
     assert [(s["step"], s["state"]) for s in trace["fulfilment"]] == [
-        ("mark_order_paid", "done"), ("deduct_stock", "done"), ("award_points", "done"),
+        ("mark_order_paid", "done"),
+        ("deduct_stock", "done"),
+        ("award_points", "done"),
     ]
     assert all(s["at"] for s in trace["fulfilment"])
     assert [e["outcome"] for e in trace["trace"] if e["outcome"] == "done"] == ["done"] * 3
@@ -49,15 +47,22 @@ def test_the_trace_of_a_fulfilled_order(shop):
     assert all(e["sent"] for e in trace["events"])
 
     page = logged_in(shop).get("/orders").text
-    line = page[page.index(f'id="trace-{order_sn}"'):]
-    line = line[:line.index("</tr>")]
-    assert "mark_order_paid done" in line and "deduct_stock done" in line and "award_points done" in line
-    assert "stuck" not in line
+    line = page[page.index(f'id="trace-{order_sn}"') :]
+    line = line[: line.index("</ul>")]
+    for step, name in (
+        ("mark_order_paid", "确认付款"),
+        ("deduct_stock", "扣减库存"),
+        ("award_points", "发放积分"),
+    ):
+        assert f'data-step="{step}" data-state="done">{name} · 完成' in line
+    assert "stuck" not in line and "dead" not in line
 
 
 def test_a_dead_lettered_step_shows_the_order_stuck(shop, caplog):
     with shop.app_context():  # the SKU row vanishes: deducting its stock fails every time
-        order = db.session.scalar(select(Order).where(Order.status == 0, Order.member_id == 1).order_by(Order.id))
+        order = db.session.scalar(
+            select(Order).where(Order.status == 0, Order.member_id == 1).order_by(Order.id)
+        )
         db.session.execute(delete(WareSku).where(WareSku.sku_id == order.items[0].sku_id))
         db.session.commit()
     order_sn, _ = pay(shop)
@@ -68,7 +73,11 @@ def test_a_dead_lettered_step_shows_the_order_stuck(shop, caplog):
     assert (states["mark_order_paid"]["state"], states["award_points"]["state"]) == ("done", "done")
     assert states["deduct_stock"]["state"] == "dead"
     assert states["deduct_stock"]["detail"].startswith("dead-lettered after 2 attempts: LookupError")
-    assert [e["outcome"] for e in trace["trace"] if e["step"] == "deduct_stock"] == ["failed", "failed", "dead"]
+    assert [e["outcome"] for e in trace["trace"] if e["step"] == "deduct_stock"] == [
+        "failed",
+        "failed",
+        "dead",
+    ]
     assert f"DEAD-LETTERED deduct_stock(order_sn={order_sn}) after 2 attempts" in caplog.text
 
     page = logged_in(shop).get("/orders").text

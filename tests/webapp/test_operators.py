@@ -4,6 +4,7 @@ import re
 
 import pytest
 from sqlalchemy import select, update
+from support.forms import log_in
 from support.shop import (
     browser_login,
     csrf_token,
@@ -38,27 +39,40 @@ def test_the_embedded_default_makes_a_token_once_and_prints_it(tmp_path):
     assert (printed.exit_code, printed.output.strip()) == (0, token)
 
 
-def test_production_has_no_default_token(tmp_path):
-    app = make_app(tmp_path, REDIS_URL="redis://127.0.0.1:1/0")
+@pytest.mark.settings(REDIS_URL="redis://127.0.0.1:1/0")
+def test_production_has_no_default_token(tmp_path, app, client, runner):
     assert app.config["OPERATOR_TOKEN"] is None and not (tmp_path / "instance" / "operator_token").exists()
-    answer = app.test_client().get("/api/operator/payments", headers=bearer())
+    answer = client.get("/api/operator/payments", headers=bearer())
     assert answer.status_code == 503 and "set OPERATOR_TOKEN" in answer.json["message"]
-    assert app.test_client().get("/operator/payments").status_code == 503
-    printed = app.test_cli_runner().invoke(args=["operator-token"])
+    assert client.get("/operator/payments").status_code == 503
+    printed = runner.invoke(args=["operator-token"])
     assert printed.exit_code != 0 and "operator access is off" in printed.output
 
 
 @pytest.mark.parametrize("token", ["short", " padded-token-with-spaces-123 "])
 def test_a_weak_token_stops_the_shop_at_start(tmp_path, token):
     with pytest.raises(ValueError, match="OPERATOR_TOKEN must be at least 16 characters"):
-        create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x", "OPERATOR_TOKEN": token,
-                    "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+        create_app(
+            {
+                "INSTANCE_PATH": str(tmp_path),
+                "SECRET_KEY": "x",
+                "OPERATOR_TOKEN": token,
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+            }
+        )
 
 
-@pytest.mark.parametrize("headers", [{}, bearer("wrong-token-0123456789abcdef"), {"Authorization": TOKEN},
-                                     {"Authorization": f"Basic {TOKEN}"}])
-def test_the_api_wants_the_bearer_token(tmp_path, headers):
-    client = make_app(tmp_path, OPERATOR_TOKEN=TOKEN).test_client()
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        bearer("wrong-token-0123456789abcdef"),
+        {"Authorization": TOKEN},
+        {"Authorization": f"Basic {TOKEN}"},
+    ],
+)
+@pytest.mark.settings(OPERATOR_TOKEN=TOKEN)
+def test_the_api_wants_the_bearer_token(headers, client):
     answer = client.get("/api/operator/payments", headers=headers)
     assert answer.status_code == 401 and answer.headers["WWW-Authenticate"].startswith("Bearer")
     assert client.post("/api/operator/payments/1/refunds", json={}, headers=headers).status_code == 401
@@ -77,7 +91,9 @@ def paid(tmp_path):
         pay_on_cashier(browser, base_url, before["order_sn"])
         wait_until_fulfilled(browser, base_url, before["order_sn"])
         with app.app_context():
-            payment_id = db.session.scalar(select(PaymentInfo.id).where(PaymentInfo.order_sn == before["order_sn"]))
+            payment_id = db.session.scalar(
+                select(PaymentInfo.id).where(PaymentInfo.order_sn == before["order_sn"])
+            )
         yield app, browser, base_url, before, payment_id
 
 
@@ -97,13 +113,18 @@ def test_refunds_through_the_json_api(paid):
     reused = api.post(url, json={"amount": "2.00", "out_request_no": "R1"}, headers=bearer())
 
     assert first.status_code == 200, first.json
-    assert (first.json["refund"]["status"], first.json["payment"]["status"]) == ("succeeded", "partially_refunded")
+    assert (first.json["refund"]["status"], first.json["payment"]["status"]) == (
+        "succeeded",
+        "partially_refunded",
+    )
     assert again.status_code == 200 and again.json["refund"] == first.json["refund"]
     assert sandbox.ledger.trade(before["order_sn"]).refunded == 1  # one refund at the provider
     assert too_much.status_code == 409 and too_much.json["error"] == "exceeds_payment"
     rest = f"{float(amount) - 1:.2f}"
-    assert too_much.json["message"] == (f"refund of {amount} refused: 1.00 of the {amount} paid is refunded or "
-                                        f"being refunded already, so at most {rest} can be refunded")
+    assert too_much.json["message"] == (
+        f"refund of {amount} refused: 1.00 of the {amount} paid is refunded or "
+        f"being refunded already, so at most {rest} can be refunded"
+    )
     assert (as_float.status_code, as_float.json["error"]) == (400, "invalid_amount")
     assert (reused.status_code, reused.json["error"]) == (409, "request_no_reused")
     assert shop_state(app, before)[0] == awarded  # partly refunded: the points stay
@@ -116,8 +137,14 @@ def test_refunds_through_the_json_api(paid):
     assert shop_state(app, before)[0] == before["member"]  # the points went back, once
     view = browser.get(f"{base_url}/api/orders/{before['order_sn']}").json()
     assert [(s["step"], s["state"]) for s in view["fulfilment"]][-1] == ("revoke_points", "done")
-    assert api.post("/api/operator/payments/999/refunds", json={"amount": "1.00", "out_request_no": "R9"},
-                    headers=bearer()).status_code == 404
+    assert (
+        api.post(
+            "/api/operator/payments/999/refunds",
+            json={"amount": "1.00", "out_request_no": "R9"},
+            headers=bearer(),
+        ).status_code
+        == 404
+    )
 
 
 def _mockpay_sandbox(app):
@@ -131,8 +158,11 @@ def _mockpay_sandbox(app):
 def test_the_operator_pages_need_the_token_then_show_payments(paid):
     app, browser, base_url, before, payment_id = paid
     api = app.test_client()
-    api.post(f"/api/operator/payments/{payment_id}/refunds", json={"amount": "1.00", "out_request_no": "R1"},
-             headers=bearer())
+    api.post(
+        f"/api/operator/payments/{payment_id}/refunds",
+        json={"amount": "1.00", "out_request_no": "R1"},
+        headers=bearer(),
+    )
     with app.app_context():
         db.session.execute(update(PaymentInfo).where(PaymentInfo.id == payment_id).values(flag="look at me"))
         db.session.commit()
@@ -156,23 +186,19 @@ def test_the_operator_pages_need_the_token_then_show_payments(paid):
     assert f'id="payment-{payment_id}"' not in page.get("/operator/payments?status=unpaid").text
     assert page.get("/operator/payments?status=bogus").status_code == 400
     detail = page.get(f"/operator/payments/{payment_id}").text
-    notifications = re.search(r'<table id="notifications">(.*?)</table>', detail, re.S).group(1)
-    refunds = re.search(r'<table id="refunds">(.*?)</table>', detail, re.S).group(1)
+    notifications = re.search(r'<table id="notifications"[^>]*>(.*?)</table>', detail, re.S).group(1)
+    refunds = re.search(r'<table id="refunds"[^>]*>(.*?)</table>', detail, re.S).group(1)
     assert ">notify<" in notifications and ">paid<" in notifications
     assert ">R1<" in refunds and "succeeded" in refunds and "¥1.00" in refunds
     assert 'id="flag"' in detail and "clear-flag" in detail
+    assert '<dd id="payment-type-code">—</dd>' in detail  # mockpay: no code of the seed's payment_type
     assert page.get("/operator/payments/999").status_code == 404
 
     page.post("/operator/logout", data={"csrf_token": csrf_token(detail)})
     assert page.get("/operator/payments").status_code == 302
     member = app.test_client()  # a shopper's session is no operator's
-    browser_login_via(member)
+    log_in(member)
     assert member.get("/operator/payments").status_code == 302
-
-
-def browser_login_via(client):
-    form = client.get("/login")
-    client.post("/login", data={"username": "demo", "password": "demo123", "csrf_token": csrf_token(form.text)})
 
 
 def test_payments_commands(paid):
@@ -181,19 +207,25 @@ def test_payments_commands(paid):
     sn = before["order_sn"]
 
     listed = runner.invoke(args=["payments", "list"])
-    assert f"#{payment_id} {sn} (awaiting_shipment) mockpay paid ¥{before['amount']}" in listed.output
+    assert (
+        f"#{payment_id} {sn} (order: awaiting shipment (待发货)) mockpay: paid (已支付) ¥{before['amount']}"
+        in listed.output
+    )
 
     refunded = runner.invoke(args=["payments", "refund", str(payment_id), "0.50", "--key", "CLI-1"])
     assert refunded.exit_code == 0, refunded.output
     assert f"refund CLI-1 of payment #{payment_id}: ¥0.50 succeeded" in refunded.output
-    assert "partially_refunded" in refunded.output and "refunded ¥0.50" in refunded.output
+    assert "partially refunded (部分退款)" in refunded.output and "refunded ¥0.50" in refunded.output
     refused = runner.invoke(args=["payments", "refund", str(payment_id), before["amount"], "--key", "CLI-2"])
     assert refused.exit_code == 1 and "at most" in refused.output
-    assert runner.invoke(args=["payments", "refund", str(payment_id), "1"]).exit_code == 2  # --key is required
+    assert (
+        runner.invoke(args=["payments", "refund", str(payment_id), "1"]).exit_code == 2
+    )  # --key is required
 
     shown = runner.invoke(args=["payments", "show", str(payment_id)])
     assert shown.exit_code == 0
     assert "notify signed success paid" in shown.output and "CLI-1 ¥0.50 operator succeeded" in shown.output
+    assert "  payment_type - (the seed's code of mockpay)\n" in shown.output
     assert runner.invoke(args=["payments", "list", "--status", "unpaid"]).output.count(sn) == 0
     assert runner.invoke(args=["payments", "show", "999"]).exit_code == 1
 

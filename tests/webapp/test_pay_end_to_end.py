@@ -1,10 +1,10 @@
 """A shopper pays with mockpay over real HTTP; the notify arrives; the order is fulfilled once."""
 
-import threading
 import time
 
 import pytest
 from sqlalchemy import select
+from support.races import race
 from support.shop import (
     browser_login,
     csrf_token,
@@ -15,6 +15,7 @@ from support.shop import (
 )
 
 from gmall_payment.adapters.sql.models import PaymentInfo, db
+from gmall_payment.webapp.formatting import money
 
 
 @pytest.mark.parametrize("scenario", ["normal", "duplicate", "late"])
@@ -24,7 +25,7 @@ def test_pay_with_mockpay_end_to_end(live, scenario):
     browser = browser_login(base_url)
 
     pay_page, cashier, returned = pay_on_cashier(browser, base_url, before["order_sn"], scenario)
-    assert before["order_sn"] in pay_page.text and f"¥{before['amount']}" in pay_page.text
+    assert before["order_sn"] in pay_page.text and money(before["amount"]) in pay_page.text  # ¥1,999.00
     assert "模拟支付 (mockpay)" in pay_page.text
     assert f"¥{before['amount']}" in cashier.text  # the order's own amount, never a constant
 
@@ -38,7 +39,10 @@ def test_pay_with_mockpay_end_to_end(live, scenario):
     assert payment["provider"] == "mockpay" and payment["status"] == "paid" and payment["trade_no"]
     (integration, growth), (stock, locked, sales) = shop_state(app, before)
     n = before["quantity"]
-    assert (integration, growth) == (before["member"][0] + before["integration"], before["member"][1] + before["growth"])
+    assert (integration, growth) == (
+        before["member"][0] + before["integration"],
+        before["member"][1] + before["growth"],
+    )
     assert (stock, locked, sales) == (before["sku"][0] - n, before["sku"][1] - n, before["sku"][2] + n)
     orders_page = browser.get(f"{base_url}/orders").text
     assert f'<strong id="integration">{integration}</strong>' in orders_page
@@ -50,7 +54,11 @@ def test_return_page_reads_the_database_not_the_redirect(live):
     browser = browser_login(base_url)
     forged_return = browser.get(
         f"{base_url}/pay/return/mockpay",
-        params={"out_trade_no": before["order_sn"], "trade_status": "TRADE_SUCCESS", "total_amount": before["amount"]},
+        params={
+            "out_trade_no": before["order_sn"],
+            "trade_status": "TRADE_SUCCESS",
+            "total_amount": before["amount"],
+        },
     )
     assert forged_return.status_code == 200
     assert 'data-status="awaiting_payment"' in forged_return.text
@@ -61,22 +69,15 @@ def test_concurrent_double_start_creates_one_payment(live):
     before = open_order(app)
     browsers = [browser_login(base_url) for _ in range(6)]
     pages = [b.get(f"{base_url}/pay.html", params={"orderToken": before["order_sn"]}) for b in browsers]
-    barrier = threading.Barrier(len(browsers))
-    answers = []
 
-    def click(browser, page):
-        barrier.wait()
-        answers.append(browser.post(
+    def click(i):
+        return browsers[i].post(
             f"{base_url}/pay/mockpay",
-            data={"orderToken": before["order_sn"], "csrf_token": csrf_token(page.text)},
+            data={"orderToken": before["order_sn"], "csrf_token": csrf_token(pages[i].text)},
             allow_redirects=False,
-        ))
+        )
 
-    threads = [threading.Thread(target=click, args=pair) for pair in zip(browsers, pages, strict=True)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = race(len(browsers), click)
     assert [a.status_code for a in answers] == [303] * len(browsers)
     with app.app_context():
         rows = db.session.scalars(select(PaymentInfo).where(PaymentInfo.order_sn == before["order_sn"])).all()

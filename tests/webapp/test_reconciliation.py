@@ -61,4 +61,6 @@ def test_the_worker_reconciles_by_itself(served):
     view = wait_until_fulfilled(browser, base_url, order["order_sn"], timeout=15)
     assert view["payments"][0]["status"] == "paid"
     assert time.monotonic() - started < 15
-    assert [(e.source, e.outcome) for e in notify_log(app) if e.outcome != "recorded"] == [("query", "paid")]
+    # A pass may come before the shopper has paid ("not_started", as the gateway answers then).
+    answers = [(e.source, e.outcome) for e in notify_log(app) if e.outcome not in ("recorded", "not_started")]
+    assert answers == [("query", "paid")]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
-from support.shop import make_app
 
 from gmall_payment.adapters.sql.models import FulfilmentTrace, Member, Order, db
 
@@ -33,10 +32,13 @@ def environment(tmp_path):
     return env
 
 
-@pytest.mark.parametrize("command", [
-    [str(BIN / "gmall-payment"), "worker", "--processes", "1"],
-    [str(BIN / "dramatiq"), "gmall_payment.webapp.worker", "--processes", "1"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [str(BIN / "gmall-payment"), "worker", "--processes", "1"],
+        [str(BIN / "dramatiq"), "gmall_payment.webapp.worker", "--processes", "1"],
+    ],
+)
 def test_an_unreachable_redis_exits_with_3_and_says_so(environment, command):
     done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
     port = environment["GMALL_REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
@@ -47,21 +49,22 @@ def test_an_unreachable_redis_exits_with_3_and_says_so(environment, command):
 
 def test_the_worker_needs_a_redis_url(environment):
     del environment["GMALL_REDIS_URL"]
-    done = subprocess.run([str(BIN / "gmall-payment"), "worker"], env=environment, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [str(BIN / "gmall-payment"), "worker"], env=environment, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert "GMALL_REDIS_URL is not set" in done.stderr
 
 
-def test_replay_runs_a_step_again_and_says_what_it_did(tmp_path):
-    app = make_app(tmp_path)
-    runner = app.test_cli_runner()
+def test_replay_runs_a_step_again_and_says_what_it_did(app, runner):
     with app.app_context():
         order_sn = db.session.scalar(select(Order.order_sn).where(Order.status == 0).order_by(Order.id))
 
     early = runner.invoke(args=["replay", "award_points", order_sn])
     assert early.exit_code == 1
-    assert f"award_points({order_sn}) failed again: OrderNotPaidYet: order {order_sn} is not paid yet" in early.output
+    assert (
+        f"award_points({order_sn}) failed: OrderNotPaidYet: order {order_sn} is not paid yet" in early.output
+    )
 
     with app.app_context():
         db.session.execute(update(Order).where(Order.order_sn == order_sn).values(status=1))
@@ -76,8 +79,11 @@ def test_replay_runs_a_step_again_and_says_what_it_did(tmp_path):
     with app.app_context():
         points = db.session.scalar(select(Member.integration).where(Member.id == 1)) - before
         order = db.session.scalar(select(Order).where(Order.order_sn == order_sn))
-        outcomes = db.session.scalars(select(FulfilmentTrace.outcome).where(FulfilmentTrace.order_sn == order_sn)
-                                      .order_by(FulfilmentTrace.id)).all()
+        outcomes = db.session.scalars(
+            select(FulfilmentTrace.outcome)
+            .where(FulfilmentTrace.order_sn == order_sn)
+            .order_by(FulfilmentTrace.id)
+        ).all()
     assert points == order.integration
     assert outcomes == ["failed", "done", "skipped"]
     assert runner.invoke(args=["replay", "ship_it", order_sn]).exit_code == 2

@@ -1,4 +1,4 @@
-"""What the simulated provider sites share: notification delivery with retries, URL helpers, pages.
+"""What the simulated provider sites share: notification delivery with retries, pages, WSGI dispatch.
 
 A provider's sandbox (mockpay's cashier, the offline Alipay gateway) posts signed
 notifications to the shop from background threads and retries them on a schedule until the
@@ -8,7 +8,6 @@ pages from its package's ``templates/`` folder.
 
 import http.client
 import logging
-import math
 import threading
 import time
 import urllib.error
@@ -19,55 +18,27 @@ from functools import cache
 from html import escape
 from importlib import resources
 from string import Template
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Map
 from werkzeug.wrappers import Request, Response
 
+from ..ports.settings import number
+from .urls import FORM_TYPE
+
 log = logging.getLogger(__name__)
 
 ACKNOWLEDGED = "success"
-FORM_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
-
-
-def seconds(value, key: str) -> float:
-    """``value`` as a finite number of seconds >= 0; ValueError names the setting ``key``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{key}: {value!r} is not a number of seconds") from None
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{key}: {value!r} is not a number of seconds >= 0")
-    return number
 
 
 def parse_schedule(value, key: str) -> tuple[float, ...]:
     """Waits in seconds before each delivery attempt, from ``"0,1,2"`` or a list of numbers."""
     items = value.split(",") if isinstance(value, str) else value
-    schedule = tuple(seconds(item, key) for item in items)
+    schedule = tuple(number(item, key, unit="seconds") for item in items)
     if not schedule:
         raise ValueError(f"{key} must list at least one wait")
     return schedule
-
-
-def require_absolute_url(name: str, url: str) -> str:
-    """``url`` if it is an absolute http(s) URL, else ValueError.
-
-    A sandbox posts notifications from a background thread with no request to resolve a
-    relative URL against, so the shop must pass absolute ones (as Alipay requires too).
-    """
-    parts = urlsplit(url or "")
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{name} must be an absolute http(s) URL, got {url!r}")
-    return url
-
-
-def with_query(url: str, params: Mapping[str, str]) -> str:
-    """``url`` with ``params`` added to whatever query it already has."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 @dataclass(frozen=True)
@@ -143,7 +114,9 @@ class Notifier:
             attempt = Attempt(url, notify_id, *self._post(url, body), at=time.monotonic())
             with self._idle:
                 self._attempts.append(attempt)
-            log.info("%s notify %s to %s: %s %r", self.name, notify_id, url, attempt.status, attempt.body[:100])
+            log.info(
+                "%s notify %s to %s: %s %r", self.name, notify_id, url, attempt.status, attempt.body[:100]
+            )
             if attempt.acknowledged:
                 return
         log.warning("%s gave up notify %s to %s after %d attempts", self.name, notify_id, url, len(waits))

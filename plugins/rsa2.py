@@ -198,10 +198,15 @@ def ensure_key_pair(folder: str | os.PathLike, stem: str) -> tuple[rsa.RSAPrivat
     public_path = folder / f"{stem}_public.pem"
     expected = public_pem(public_key)
     if not public_path.exists() or public_path.read_bytes() != expected:
-        temp = _write_temp(folder, public_path.stem, expected)
-        temp.chmod(0o644)
-        os.replace(temp, public_path)
+        replace_file(public_path, expected)
     return private_key, public_key
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """``path`` now holds ``data`` (mode 0644), replaced whole: a reader sees the old or the new."""
+    temp = _write_temp(path.parent, path.stem, data)
+    temp.chmod(0o644)
+    os.replace(temp, path)
 
 
 def public_key_base64(public_key: rsa.RSAPublicKey) -> str:

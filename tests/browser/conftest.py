@@ -1,0 +1,93 @@
+"""Browser tests: the shop on a real loopback server, driven by Playwright in Debian's Chromium.
+
+Never `playwright install`: the browser is /usr/bin/chromium (GMALL_TEST_CHROMIUM), which
+`.ci/run` installs with apt. Without it these tests skip locally and fail in CI
+(GMALL_REQUIRE_SERVICES=1). A failing test leaves a screenshot and the page's HTML in
+BROWSER_ARTIFACTS (default `.artifacts/browser/`), named after the test.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from support.shop import served_shop
+
+CHROMIUM = os.environ.get("GMALL_TEST_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("BROWSER_ARTIFACTS", ".artifacts/browser"))
+#: Chromium as root, headless, with nothing reaching out of this machine.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.stash[_failed] = report.failed
+    return report
+
+
+_failed = pytest.StashKey[bool]()
+
+
+def _unavailable(message):
+    if os.environ.get("GMALL_REQUIRE_SERVICES") == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright  # the `browser` extra; only these tests need it
+    except ImportError:
+        _unavailable("playwright is not installed (pip install -e '.[browser]', or tox -e browser)")
+    if not os.path.exists(CHROMIUM):
+        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live_shop(tmp_path):
+    """(app, base_url): the embedded default shop with demo data, served on a free port."""
+    with served_shop(tmp_path) as served:
+        yield served
+
+
+@pytest.fixture
+def page(request, browser):
+    """A fresh browser context's page (a desktop window); its console messages in
+    ``page.console_messages``. Saves a screenshot and the HTML when the test fails."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    page.console_messages = []
+    page.on("console", lambda message: page.console_messages.append(f"{message.type}: {message.text}"))
+    yield page
+    if request.node.stash.get(_failed, False):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        stem = ARTIFACTS / re.sub(r"[^\w.-]+", "_", request.node.nodeid)
+        try:
+            page.screenshot(path=f"{stem}.png", full_page=True)
+            Path(f"{stem}.html").write_text(page.content(), encoding="utf-8")
+            print(f"browser artifacts: {stem}.png, {stem}.html")
+        except Exception as error:  # the page itself may be what broke; the test's own failure is reported
+            print(f"browser artifacts not saved: {error}")
+    context.close()
