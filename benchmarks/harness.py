@@ -5,6 +5,7 @@ whatever happens."""
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -24,6 +25,8 @@ from gmall_payment.webapp import create_app
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
+#: The servers a run uses beside the processes it starts, whose CPU it counts too (by name).
+SERVERS = ("mariadbd", "redis-server")
 
 
 class Harness:
@@ -79,17 +82,20 @@ class Harness:
             client.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def start(self, name: str, command: list[str]) -> None:
+    def start(self, name: str, command: list[str], **settings) -> None:
+        """Run ``command`` with the shop's settings (those given here instead, for it alone)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("GMALL_")}
-        env.update({f"GMALL_{key}": str(value) for key, value in self.settings.items()}, **self.extra_env)
+        env.update({f"GMALL_{key}": str(value) for key, value in {**self.settings, **settings}.items()})
+        env.update(self.extra_env)
         log = (self.folder / f"{name}.log").open("w")
         self.names.append(name)
         self.processes.append(
             subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         )
 
-    def start_workers(self, processes: int, threads: int) -> None:
-        """The shop's ``dramatiq`` workers, with the shop's settings."""
+    def start_workers(self, processes: int, threads: int, driver: str = "") -> None:
+        """The shop's ``dramatiq`` workers, with the shop's settings (its MySQL ``driver`` instead,
+        e.g. ``mysqldb``, if given)."""
         command = [
             str(BIN / "dramatiq"),
             "gmall_payment.webapp.worker",
@@ -98,7 +104,9 @@ class Harness:
             "-t",
             str(threads),
         ]
-        self.start("worker", command)
+        url = make_url(self.settings["DATABASE_URL"])
+        database = url.set(drivername=f"mysql+{driver}") if driver else url
+        self.start("worker", command, DATABASE_URL=database.render_as_string(hide_password=False))
 
     def stop_processes(self) -> None:
         for process in self.processes:
@@ -121,6 +129,15 @@ class Harness:
             sizes = ", ".join(f"{rss_kib(pid) / 1024:.0f}" for pid in pids)
             parts.append(f"{name} {sizes} MB")
         return "RSS: " + "; ".join(parts)
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each process it started (with those they forked: gunicorn's
+        and dramatiq's workers) and by the servers (``SERVERS``); ``cpu_per_request`` compares two."""
+        used = {
+            name: sum(cpu_seconds(pid) for pid in [process.pid, *children(process.pid)])
+            for name, process in zip(self.names, self.processes, strict=True)
+        }
+        return used | {server: sum(cpu_seconds(pid) for pid in named(server)) for server in SERVERS}
 
     def exited(self) -> bool:
         return any(p.poll() is not None for p in self.processes)
@@ -182,6 +199,33 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def named(command: str) -> list[int]:
+    """The processes whose command name is ``command`` (from /proc)."""
+    found = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if comm.read_text().strip() == command:
+                found.append(int(comm.parent.name))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds ``pid`` has used (0 once it has gone)."""
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return 0.0
+
+
+def cpu_per_request(before: dict, after: dict, result: dict) -> str:
+    """Each process's CPU per request between two ``Harness.cpu`` readings around a ``wrk``
+    run, the load generator's own included: the cost a ratio of rates hides."""
+    used = {name: after[name] - before.get(name, 0.0) for name in after} | {"wrk": result["cpu"]}
+    per = {name: seconds / max(1, result["requests"]) * 1e6 for name, seconds in used.items()}
+    parts = ", ".join(f"{name} {micro:.0f}" for name, micro in per.items())
+    return f"CPU µs per request       {parts}; all {sum(per.values()):.0f}"
+
+
 def rss_kib(pid: int) -> int:
     """VmRSS of ``pid`` in KiB (0 once it has gone)."""
     with contextlib.suppress(OSError):
@@ -195,8 +239,9 @@ def wrk(
     url: str, script: Path, env: dict, connections: int, threads: int, seconds: float, timeout: float = 2
 ) -> dict:
     """Hit ``url`` for ``seconds`` with wrk running ``script`` (with ``env`` in its environment),
-    which prints one line ``RESULT {json}``: that, read. A request unanswered after ``timeout``
-    seconds counts as a socket error."""
+    which prints one line ``RESULT {json}``: that, read, with ``cpu``, the CPU seconds wrk used.
+    A request unanswered after ``timeout`` seconds counts as a socket error."""
+    started = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [
             "wrk",
@@ -212,4 +257,6 @@ def wrk(
     line = next((line for line in done.stdout.splitlines() if line.startswith("RESULT ")), None)
     if line is None or done.stderr:
         raise SystemExit(f"wrk printed no result, or errors:\n{done.stdout}\n{done.stderr}")
-    return json.loads(line.removeprefix("RESULT "))
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = ended.ru_utime + ended.ru_stime - started.ru_utime - started.ru_stime
+    return {**json.loads(line.removeprefix("RESULT ")), "cpu": cpu}

@@ -1,18 +1,21 @@
 """Notify → points: throughput and latency of the payment pipeline on MariaDB and Redis,
 and the notify endpoint alone against a bare one doing the least any must do.
 
-First ``--rounds`` rounds (3) in which two servers take turns, each on gunicorn with the same
+First the pipeline (the comparison after it leaves its events queued for no worker): the
+shop and its ``dramatiq`` workers (``--worker-driver mysqldb``: theirs on mysqlclient), N
+notifications posted at a fixed rate, then N more as fast as the senders can, printing
+notifications/s, the latency from posting the notification to the points being awarded (p50,
+p99), and each second the backlog of orders paid and not yet awarded their points. Then
+``--rounds`` rounds (3) in which two servers take turns, each on gunicorn with the same
 settings (``-k gevent``, ``--web-workers``) and hit for ``--seconds`` by the same load
 generator (wrk, ``--connections`` keep-alive connections, posting genuine signed mockpay
 notifications, each once: benchmarks/notify.lua): a bare Flask endpoint that verifies the
 RSA2 signature of the form and marks the payment paid in one UPDATE on MariaDB (``bare_app``),
 and the shop's ``POST /notify/mockpay`` with its workers stopped (the events it sends wait on
-the broker); each round prints both rates and shop/bare, then their median. Then the
-pipeline: the shop and its ``dramatiq`` workers, N notifications posted at a fixed rate, then
-N more as fast as the senders can, printing notifications/s and the latency from posting the
-notification to the points being awarded (p50, p99). After each run of the shop, the resident
-memory of its processes. It prints figures and asserts nothing about them. Everything it
-started is stopped, and the database and the Redis keys it made are dropped, whatever happens.
+the broker); each round prints both rates, each process's CPU per notification and
+shop/bare, then their median. After each run of the shop, the resident memory of its
+processes. It prints figures and asserts nothing about them. Everything it started is
+stopped, and the database and the Redis keys it made are dropped, whatever happens.
 
     apt-get install wrk   # Debian/Ubuntu; `brew install wrk` on macOS
     .venv/bin/python benchmarks/notify_pipeline.py -n 500 --rate 50
@@ -25,6 +28,7 @@ import os
 import random
 import shutil
 import statistics
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -36,18 +40,19 @@ from urllib.parse import urlencode
 
 import requests
 from flask import Flask, request
-from harness import BIN, Harness, add_load_options, add_service_options, percentile, wrk
-from sqlalchemy import create_engine, insert, select, text
+from harness import BIN, Harness, add_load_options, add_service_options, cpu_per_request, percentile, wrk
+from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 from gmall_payment.adapters.sql import fixtures
 from gmall_payment.adapters.sql.models import PaymentInfo, PointsLedger, db
 from gmall_payment.adapters.sql.orders import insert_orders
-from gmall_payment.core.model import Order, OrderItem, Payment
+from gmall_payment.core.model import Order, OrderItem, Payment, PaymentStatus, PointsKind
 from gmall_payment.plugins import rsa2
 from gmall_payment.plugins.mockpay.sandbox import SandboxTrade, signed_notification
 
 HERE = Path(__file__).resolve().parent
+PAID = int(PaymentStatus.PAID)
 #: Notifications posted to warm a server up before its run (for 2 s, again and again).
 WARM_UP = 200
 PRICE = Decimal("19.90")
@@ -101,6 +106,11 @@ def main():
     parser.add_argument(
         "--worker-threads", type=int, default=8, help="dramatiq threads per process (default 8)"
     )
+    parser.add_argument(
+        "--worker-driver",
+        default="",
+        help="the workers' MySQL driver, e.g. mysqldb (mysqlclient; default: the shop's, pymysql)",
+    )
     parser.add_argument("--timeout", type=float, default=300, help="give up on a run after this many seconds")
     add_load_options(parser, 5, "the shop alone and the bare endpoint")
     parser.add_argument(
@@ -117,12 +127,11 @@ def main():
     with Bench(args) as bench:
         print(
             f"web: {bench.web_kind} ({args.web_class}), {args.web_workers} workers; dramatiq: "
-            f"{args.worker_processes} processes × {args.worker_threads} threads; MariaDB "
+            f"{args.worker_processes} processes × {args.worker_threads} threads"
+            f"{f' on {args.worker_driver}' if args.worker_driver else ''}; MariaDB "
             f"{make_url(args.mysql_url).host}, Redis {args.redis_url}; {os.cpu_count()} CPUs"
         )
-        if args.rounds:
-            bench.compare()
-        if not args.no_pipeline:
+        if not args.no_pipeline:  # first: the comparison leaves its events queued for no worker
             bench.arrange(2 * args.n)
             sns = list(bench.payments)
             bench.start_shop(workers=True)
@@ -132,6 +141,8 @@ def main():
                 print(f"  {bench.memory()}")
             finally:
                 bench.stop_processes()
+        if args.rounds:
+            bench.compare()
 
 
 class Bench(Harness):
@@ -190,7 +201,7 @@ class Bench(Harness):
     def start_shop(self, workers: bool):
         self._serve("gmall_payment.webapp:create_app()", ("GET", f"{self.settings['PUBLIC_URL']}/login"))
         if workers:
-            self.start_workers(self.args.worker_processes, self.args.worker_threads)
+            self.start_workers(self.args.worker_processes, self.args.worker_threads, self.args.worker_driver)
 
     def arrange(self, count):
         """``count`` orders of the members with locked stock and started mockpay payments, in a
@@ -295,7 +306,9 @@ class Bench(Harness):
         """Warm up on ``bodies``' warm-up file (the server connects to the database meanwhile: a
         connection opened under load costs this machine a quarter of a second), then hit ``path``."""
         self._wrk(path, bodies.with_suffix(".warm-up"), 2)
+        before = self.cpu()
         result = self._wrk(path, bodies, self.args.seconds)
+        cpu_line = cpu_per_request(before, self.cpu(), result)
         if result["repeats"]:
             raise SystemExit(
                 f"{title}: {result['requests']} requests, more than the {self.args.notifications} notifications: "
@@ -309,6 +322,7 @@ class Bench(Harness):
         )
         print(f"  notifications/s          {rate:8.1f}")
         print(f"  latency ms               p50 {result['p50']:6.1f}   p99 {result['p99']:6.1f}")
+        print(f"  {cpu_line}")
         return rate
 
     def _wrk(self, path, bodies, seconds) -> dict:
@@ -341,11 +355,12 @@ class Bench(Harness):
             answers.append((response.text, time.monotonic() - begun))
 
         started = time.monotonic()
-        with ThreadPoolExecutor(self.args.senders) as pool:
+        backlog = Backlog(self.app)
+        with backlog, ThreadPoolExecutor(self.args.senders) as pool:
             list(pool.map(send, enumerate(sns)))
-        sending = time.monotonic() - started
+            sending = time.monotonic() - started
+            awarded = self._wait_for_points(sns, started)
         failed = [text for text, _ in answers if text != "success"]
-        awarded = self._wait_for_points(sns, started)
         pipeline = time.monotonic() - started
         latencies = sorted((awarded[sn] - sent_at[sn]).total_seconds() * 1000 for sn in sns)
         responses = sorted(seconds * 1000 for _, seconds in answers)
@@ -360,6 +375,9 @@ class Bench(Harness):
         )
         print(
             f"  orders fulfilled/s       {len(sns) / pipeline:8.1f}   (all points awarded after {pipeline:.2f} s)"
+        )
+        print(
+            f"  backlog, each second     {' '.join(map(str, backlog.seconds))}   (max {max(backlog.seconds, default=0)})"
         )
 
     def _wait_for_points(self, sns, started) -> dict:
@@ -379,6 +397,39 @@ class Bench(Harness):
                     f"only {len(rows)} of {len(wanted)} awarded in {self.args.timeout:g}s:\n{self.logs()}"
                 )
             time.sleep(0.05)
+
+
+class Backlog(threading.Thread):
+    """``with Backlog(app)``: every second, how many orders are paid and not yet awarded their
+    points (since the run began: the payments paid less the awards), in ``seconds``."""
+
+    def __init__(self, app):
+        super().__init__(daemon=True)
+        self.app, self.seconds, self.done = app, [], threading.Event()
+
+    def __enter__(self):
+        self.start_count = self._count()
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.done.set()
+        self.join()
+
+    def run(self):
+        while not self.done.wait(1.0):
+            self.seconds.append(self._count() - self.start_count)
+
+    def _count(self) -> int:
+        with self.app.app_context():
+            paid = db.session.scalar(
+                select(func.count()).select_from(PaymentInfo).where(PaymentInfo.payment_status == PAID)
+            )
+            awarded = db.session.scalar(
+                select(func.count()).select_from(PointsLedger).where(PointsLedger.kind == PointsKind.AWARD)
+            )
+            db.session.remove()
+        return paid - awarded
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import redis
 from flask import Flask, jsonify, session
-from harness import BIN, Harness, add_load_options, add_service_options, free_port, wrk
+from harness import BIN, Harness, add_load_options, add_service_options, cpu_per_request, free_port, wrk
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete, func, insert, select, update
 
@@ -176,7 +176,7 @@ def main():
         return
     print("\n## ratios (clicks/s against clicks/s in the same round)")
     ratios = {
-        "shop/hello": ("hello", 0.5),
+        "shop/hello": ("hello", 0.75),
         "shop/seed": ("seed", 2),
         "shop/seed clicks alone": ("seed alone", None),
     }
@@ -465,7 +465,9 @@ class Bench(Harness):
     def _fire(self, path, warm_up_path):
         """Warm up on ``warm_up_path`` (nothing on sale there), then hit ``path`` with wrk."""
         self._wrk(warm_up_path, 1)
-        return self._wrk(path, self.args.seconds)
+        before = self.cpu()
+        result = self._wrk(path, self.args.seconds)
+        return {**result, "cpu_line": cpu_per_request(before, self.cpu(), result)}
 
     def _wrk(self, path, seconds) -> dict:
         return wrk(
@@ -485,6 +487,7 @@ class Bench(Harness):
         )
         print(f"  requests/s               {rate:8.0f}")
         print(f"  latency ms               p50 {result['p50']:6.1f}   p99 {result['p99']:6.1f}")
+        print(f"  {result['cpu_line']}")
         if oversold is not None:
             print(f"  oversold                 {oversold}")
             print(f"  double-bought            {double}")
