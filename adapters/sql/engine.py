@@ -1,23 +1,53 @@
-"""Engine options per database, for ``SQLALCHEMY_ENGINE_OPTIONS``."""
+"""Engine options per database, for ``SQLALCHEMY_ENGINE_OPTIONS``, and what ``prepare_engine``
+adds to an engine made with them (both, always)."""
 
-from sqlalchemy import event
+import sys
+import time
+
+from pymysql.constants.SERVER_STATUS import SERVER_STATUS_IN_TRANS
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
+
+#: A pooled MySQL connection idle longer than this is pinged before it is used: the server, or a
+#: proxy, may have closed it meanwhile. One in steady use is not (a ping is a round trip).
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def engine_options(url) -> dict:
     """Options that make the store's compare-and-set rules hold on this database.
 
     MySQL runs READ COMMITTED so that a re-read after a lost insert race sees the winner's
-    row (REPEATABLE READ would show the snapshot from before it); pre-ping and recycle
-    survive the server closing idle connections. SQLite writers wait for the file lock
-    (30 s) instead of failing at once with "database is locked".
+    row (REPEATABLE READ would show the snapshot from before it); a connection idle for a
+    while is pinged, and recycled hourly, which survives the server closing idle
+    connections; the pool's rollback on return is ``prepare_engine``'s, sent only when a
+    transaction is open. SQLite writers wait for the file lock (30 s) instead of failing at
+    once with "database is locked".
     """
     backend = make_url(url).get_backend_name()
     if backend in ("mysql", "mariadb"):
-        return {"isolation_level": "READ COMMITTED", "pool_pre_ping": True, "pool_recycle": 3600}
+        return {
+            "isolation_level": "READ COMMITTED",
+            "pool_pre_ping": False,
+            "pool_reset_on_return": None,
+            "pool_recycle": 3600,
+        }
     if backend == "sqlite":
         return {"connect_args": {"timeout": 30}}
     return {}
+
+
+def refuse_blocking_driver(url) -> None:
+    """ValueError naming DATABASE_URL for mysqlclient (``mysql+mysqldb``) in a process gevent has
+    patched (gunicorn's gevent workers): a C driver waits on the database without yielding, so
+    one query would hold up every request of the worker. It pays on the dramatiq workers'
+    threads only (docs/deployment.md)."""
+    monkey = sys.modules.get("gevent.monkey")
+    if make_url(url).get_driver_name() == "mysqldb" and monkey and monkey.is_module_patched("socket"):
+        raise ValueError(
+            "DATABASE_URL: mysql+mysqldb (mysqlclient) blocks every request of a gevent worker while "
+            "it waits on the database; serve the web with mysql+pymysql, and give mysqldb to the "
+            "dramatiq workers only"
+        )
 
 
 def lookup_options(url) -> dict:
@@ -34,8 +64,14 @@ def lookup_options(url) -> dict:
 
 
 def prepare_engine(engine, idle_write_timeout: int = 0) -> None:
-    """On MariaDB, end a session idle ``idle_write_timeout`` seconds in a write transaction; on
-    SQLite, take the write lock when a transaction begins (``BEGIN IMMEDIATE``).
+    """On MySQL, ping a connection idle for a while before use and roll back only an open
+    transaction on return (``engine_options``); on MariaDB, end a session idle
+    ``idle_write_timeout`` seconds in a write transaction; on SQLite, take the write lock when
+    a transaction begins (``BEGIN IMMEDIATE``).
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout and its reset rolls back at every
+    return, even right after a commit: two of the fifteen round trips of a notification
+    (benchmarks/notify_pipeline.py), each as dear as a statement.
 
     A host cut off in the middle of a transaction leaves its locks held until the server ends
     the dead session, by default hours later (``wait_timeout``): every other writer of those
@@ -46,6 +82,9 @@ def prepare_engine(engine, idle_write_timeout: int = 0) -> None:
     ("database is locked") instead of letting it wait. Taking the lock up front makes every
     writer wait its turn within the busy timeout; WAL keeps readers from blocking the writer.
     """
+    if engine.dialect.name == "mysql":
+        _ping_when_idle(engine)
+        _roll_back_open_transactions(engine)
     if engine.dialect.name == "mysql" and idle_write_timeout:
 
         @event.listens_for(engine, "connect")
@@ -66,3 +105,34 @@ def prepare_engine(engine, idle_write_timeout: int = 0) -> None:
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _ping_when_idle(engine) -> None:
+    """SQLAlchemy's pessimistic disconnect handling, for connections idle a while only: a
+    failed ping makes the pool replace the connection (``DisconnectionError``)."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection, record, _proxy):
+        if time.monotonic() - record.info.get("idle_since", time.monotonic()) <= PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dbapi_connection.ping(False)  # no reconnect: the pool makes a new connection
+        except Exception as error:
+            raise exc.DisconnectionError() from error
+
+
+def _roll_back_open_transactions(engine) -> None:
+    """The pool's reset on return, sent only while the server reports a transaction open
+    (PyMySQL keeps its last status); a driver that does not report it is always rolled back."""
+
+    @event.listens_for(engine, "reset")
+    def _reset(dbapi_connection, _record, state):
+        if state.terminate_only or state.transaction_was_reset:
+            return
+        status = getattr(dbapi_connection, "server_status", None)
+        if status is None or status & SERVER_STATUS_IN_TRANS:
+            dbapi_connection.rollback()
