@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -95,7 +96,7 @@ class Harness:
 
     def start_workers(self, processes: int, threads: int, driver: str = "") -> None:
         """The shop's ``dramatiq`` workers, with the shop's settings (its MySQL ``driver`` instead,
-        e.g. ``mysqldb``, if given)."""
+        e.g. ``mysqldb``, if given), once each of their processes is ready."""
         command = [
             str(BIN / "dramatiq"),
             "gmall_payment.webapp.worker",
@@ -107,6 +108,11 @@ class Harness:
         url = make_url(self.settings["DATABASE_URL"])
         database = url.set(drivername=f"mysql+{driver}") if driver else url
         self.start("worker", command, DATABASE_URL=database.render_as_string(hide_password=False))
+        log, deadline = self.folder / "worker.log", time.monotonic() + 120
+        while log.read_text(errors="replace").count("is ready for action") < processes:  # else a run
+            if time.monotonic() > deadline or self.exited():  # begins with seconds of backlog
+                raise SystemExit(f"the workers did not start:\n{self.logs()}")
+            time.sleep(0.1)
 
     def stop_processes(self) -> None:
         for process in self.processes:

@@ -14,7 +14,7 @@ import secrets
 import tempfile
 
 from ..adapters.metrics import METRICS_SETTING
-from ..adapters.sql.engine import engine_options
+from ..adapters.sql.engine import engine_options, refuse_blocking_driver
 from ..ports.settings import boolean, number, unset
 
 
@@ -124,6 +124,7 @@ def derive(app) -> None:
         app.config["SECRET_KEY"] = _instance_secret(app.instance_path)
     app.config["OPERATOR_TOKEN"] = operator_token(app.config, app.instance_path)
     url = app.config["DATABASE_URL"]
+    refuse_blocking_driver(url)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
 

@@ -243,13 +243,17 @@ class Shop:
         self.payments = {}
         self.orders = []
 
-    def env(self) -> dict:
+    def env(self, **settings) -> dict:
+        """The environment of the shop's processes: its settings (these instead, if given)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("GMALL_")}
-        env.update({f"GMALL_{key}": str(value) for key, value in self.settings.items()})
+        env.update({f"GMALL_{key}": str(value) for key, value in {**self.settings, **settings}.items()})
         return env
 
-    def worker(self, threads=4) -> WorkerProcess:
-        worker = WorkerProcess(self.env(), self.tmp_path / f"worker-{len(self.workers)}.log", threads)
+    def worker(self, threads=4, **settings) -> WorkerProcess:
+        """A worker of the shop (on ``settings`` of its own, if given), not started yet."""
+        worker = WorkerProcess(
+            self.env(**settings), self.tmp_path / f"worker-{len(self.workers)}.log", threads
+        )
         self.workers.append(worker)
         return worker
 
