@@ -14,7 +14,7 @@ import secrets
 import tempfile
 
 from ..adapters.metrics import METRICS_SETTING
-from ..adapters.sql.engine import engine_options, refuse_blocking_driver
+from ..adapters.sql.engine import POOL_SIZE, engine_options, refuse_blocking_driver
 from ..ports.settings import boolean, number, unset
 
 
@@ -31,6 +31,9 @@ def defaults(instance_path: str) -> dict:
         # MariaDB ends a session idle this long inside a write transaction, and its locks go: a
         # host cut off mid-transaction must not hold the stock row for hours; 0: the server's own.
         "DATABASE_IDLE_WRITE_TIMEOUT_SECONDS": 60,
+        # Connections each process keeps open to MySQL: what it does at once (a dramatiq
+        # process's threads and its periodic jobs; a gevent worker's requests in the database).
+        "DATABASE_POOL_SIZE": POOL_SIZE,
         # Comma-separated provider names to enable; empty means every installed provider
         # (in PRODUCTION, every installed provider that is not a sandbox).
         "PROVIDERS": "",
@@ -75,6 +78,7 @@ def defaults(instance_path: str) -> dict:
 #: ``read`` fills them: each one's kind is its default's, > 0 when it is listed True here.
 NUMBERS = {
     "DATABASE_IDLE_WRITE_TIMEOUT_SECONDS": False,
+    "DATABASE_POOL_SIZE": True,
     "TRUSTED_PROXIES": False,
     "NOTIFY_MAX_BYTES": True,
     "NOTIFY_REFUSED_LOG_PER_MINUTE": False,
@@ -126,7 +130,7 @@ def derive(app) -> None:
     url = app.config["DATABASE_URL"]
     refuse_blocking_driver(url)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url, app.config["DATABASE_POOL_SIZE"]))
 
 
 #: An operator token shorter than this is refused at start.

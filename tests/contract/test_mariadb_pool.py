@@ -1,10 +1,13 @@
 """The shop's MariaDB pool (``engine.prepare_engine``): a connection in steady use costs no ping
 and no rollback on return; one idle a while is pinged, and replaced if the server closed it;
-one returned inside a transaction is rolled back."""
+one returned inside a transaction is rolled back; as many at once as a dramatiq process's
+threads are kept, not opened again."""
+
+import threading
 
 import pymysql
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from support.mariadb import mysql_database
 from support.shop import make_app
 
@@ -89,3 +92,26 @@ def test_a_connection_returned_inside_a_transaction_is_rolled_back(shop, calls):
         assert other.execute(text("SELECT integration FROM ums_member WHERE id = 7")).scalar() == 0
         assert other.execute(text("UPDATE ums_member SET integration = 1 WHERE id = 7")).rowcount == 1
         other.commit()
+
+
+def test_eight_threads_at_once_reuse_the_connections_they_opened(shop):
+    opened, rounds, threads = [], 5, 8  # a dramatiq process's default threads
+    event.listen(db.engine, "connect", lambda *_: opened.append(1))
+    together = threading.Barrier(threads)
+
+    def work():
+        with shop.app_context():
+            for _ in range(rounds):
+                together.wait(10)
+                transaction()
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert len(opened) <= threads  # SQLAlchemy's default pool (5) would open 3 more every round
+    assert (
+        db.session.execute(text("SELECT integration FROM ums_member WHERE id = 7")).scalar()
+        == rounds * threads
+    )
