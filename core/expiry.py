@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import events
+from . import events, logfields
 from .errors import NotSupported, OrderNotFound, ProviderError, TradeNotFound, UnknownProvider
 from .fulfilment import DONE, SKIPPED
 from .model import DEAD_ORDER_STATUSES, MONEY_TAKEN, Notification, Order, Payment, PaymentStatus, TradeStatus
@@ -87,10 +87,11 @@ class OrderExpiry:
             return [ExpiryResult(order_sn, "due") for order_sn in self.due(limit)]
         results = []
         for order_sn in self.due(limit):
-            try:
-                results.append(self.expire(order_sn))
-            except Exception:  # one order's trouble must not stop the pass; it is due again next time
-                log.exception("expiry of order %s failed; it is tried again on the next pass", order_sn)
+            with logfields.bound(order_sn=order_sn):
+                try:
+                    results.append(self.expire(order_sn))
+                except Exception:  # one order's trouble must not stop the pass; it is due again next time
+                    log.exception("expiry of order %s failed; it is tried again on the next pass", order_sn)
         return results
 
     def expire(self, order_sn: str) -> ExpiryResult:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
 
-from . import events
+from . import events, logfields
 from .errors import DomainError, NotificationRejected, OrderNotFound, OrderNotPayable, PaymentNotFound
 from .model import (
     DEAD_ORDER_STATUSES,
@@ -113,6 +113,7 @@ class PaymentService:
         urls = replace(urls, expires_at=self.pay_deadline(order))
         return self.providers.get(provider_name).checkout(payment, urls)
 
+    @logfields.scoped
     def handle_notification(
         self,
         provider_name: str,
@@ -289,6 +290,7 @@ class PaymentService:
                 f"query says {answer.status.value} {answer.total_amount} trade {answer.trade_no}",
             )
 
+    @logfields.scoped
     def apply_answer(self, provider_name: str, notification: Notification, source: str) -> NotificationResult:
         """A provider's answer to a request of ours (``source``: "query", "close") takes the
         notification's path: the same checks, the same transition and event, in the notify log.
@@ -354,6 +356,7 @@ class PaymentService:
             payment = uow.payments.by_trade(provider_name, notification.out_trade_no)
             if payment is None:
                 raise NotificationRejected("unknown_trade", notification.out_trade_no)
+            logfields.add(order_sn=payment.order_sn, payment_id=payment.id)
             if notification.total_amount != to_amount(payment.total_amount):
                 raise NotificationRejected(
                     "amount_mismatch", f"{notification.total_amount} != {payment.total_amount}"
@@ -376,6 +379,7 @@ class PaymentService:
                 return "duplicate", payment, self._log(uow, entry, "duplicate")
         if payment is None:
             raise NotificationRejected("unknown_trade", notification.out_trade_no)
+        logfields.add(order_sn=payment.order_sn, payment_id=payment.id)
         if notification.total_amount != to_amount(payment.total_amount):
             raise NotificationRejected(
                 "amount_mismatch", f"{notification.total_amount} != {payment.total_amount}"

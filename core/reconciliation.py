@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from . import logfields
 from .errors import DomainError, NotSupported, TradeNotFound, UnknownProvider
 from .model import DEAD_ORDER_STATUSES, Payment, TradeStatus
 
@@ -78,13 +79,14 @@ class Reconciliation:
         """
         results = []
         for payment in self.due(limit):
-            try:
-                result = self.reconcile(payment)
-            except Exception:  # one payment's trouble (the database, a bug) must not stop the pass
-                log.exception(
-                    "reconciliation of payment #%s failed; it is asked about again later", payment.id
-                )
-                continue
+            with logfields.bound(order_sn=payment.order_sn, payment_id=payment.id):
+                try:
+                    result = self.reconcile(payment)
+                except Exception:  # one payment's trouble (the database, a bug) must not stop the pass
+                    log.exception(
+                        "reconciliation of payment #%s failed; it is asked about again later", payment.id
+                    )
+                    continue
             if result is not None:
                 results.append(result)
         return results

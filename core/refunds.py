@@ -23,7 +23,7 @@ from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 
-from . import events
+from . import events, logfields
 from .errors import (
     NotSupported,
     PaymentNotFound,
@@ -66,6 +66,7 @@ class RefundService:
         self.providers = providers
         self.clock = clock
 
+    @logfields.scoped
     def refund(
         self, payment_id: int, amount, out_request_no: str, reason: str = RefundReason.OPERATOR
     ) -> PaymentRefund:
@@ -77,6 +78,7 @@ class RefundService:
         much, the number reused for another amount), ``RefundFailed`` (the provider refused),
         ``RefundPending`` (no answer: retry with the same number), ``NotSupported``.
         """
+        logfields.add(payment_id=payment_id)
         amount = to_amount(amount)
         if not isinstance(out_request_no, str) or not REQUEST_NO.fullmatch(out_request_no):
             raise RefundRefused(
@@ -84,6 +86,7 @@ class RefundService:
                 f"out_request_no must be 1 to 64 letters, digits or -_.: (got {out_request_no!r})",
             )
         payment, refund = self._record(payment_id, amount, out_request_no, reason)
+        logfields.add(order_sn=payment.order_sn)
         if refund.status == RefundStatus.SUCCEEDED:
             return refund
         return self._ask(payment, refund)

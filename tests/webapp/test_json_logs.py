@@ -79,3 +79,21 @@ def test_a_step_in_a_worker_thread_logs_its_order_and_message(json_app):
 def test_an_unknown_log_format_stops_the_start_with_its_name(tmp_path):
     with pytest.raises(ValueError, match="LOG_FORMAT"):
         make_app(tmp_path, LOG_FORMAT="yaml")
+
+
+def test_a_notification_s_lines_name_its_order_and_payment_and_nothing_after_them_does(json_app):
+    app, lines = json_app()
+    services = app.extensions["gmall"]
+    with app.app_context():
+        payment = services.payments.start(member_orders(app)[0], "mockpay")
+    key = services.providers.get("mockpay").config.private_key
+    client = app.test_client()
+    client.post("/notify/mockpay", data=notify_params(payment, key, total_amount="0.01"))  # refused
+    client.post("/notify/mockpay", data=notify_params(payment, key))
+    logging.getLogger("gmall_payment.tests").warning("a line of other work")
+    refused, paid = [line for line in lines() if line["logger"] == "gmall_payment.core.payments"]
+    for line in refused, paid:
+        assert (line["order_sn"], line["payment_id"]) == (payment.order_sn, payment.id)
+    assert "amount_mismatch" in refused["message"] and paid["message"].endswith(": paid")
+    [other] = [line for line in lines() if line["message"] == "a line of other work"]
+    assert "order_sn" not in other and "payment_id" not in other
