@@ -51,6 +51,20 @@ def test_a_redis_that_is_down_is_named_for_the_gate_and_the_broker(tmp_path):
 
 
 @pytest.mark.redis
+def test_a_broker_redis_of_its_own_that_is_down_is_named_alone(tmp_path):
+    server = PrivateRedis(tmp_path)  # the gate's, up
+    server.start()
+    try:
+        app = make_app(tmp_path, REDIS_URL=server.url, BROKER_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+        ready = app.test_client().get("/readyz")
+    finally:
+        server.stop()
+    assert ready.status_code == 503
+    assert ready.get_json()["failed"] == ["broker"]
+    assert ready.get_json()["checks"]["redis"]["ok"] is True
+
+
+@pytest.mark.redis
 def test_a_redis_that_hangs_is_unready_within_the_timeout(tmp_path):
     """A stopped (SIGSTOP) Redis accepts connections and never answers: readiness must not hang."""
     server = PrivateRedis(tmp_path)
