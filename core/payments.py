@@ -353,14 +353,7 @@ class PaymentService:
             if notification.notify_id and uow.notifications.accepted(provider_name, notification.notify_id):
                 payment = uow.payments.by_trade(provider_name, notification.out_trade_no)
                 return "duplicate", payment, self._log(uow, entry, "duplicate")
-            payment = uow.payments.by_trade(provider_name, notification.out_trade_no)
-            if payment is None:
-                raise NotificationRejected("unknown_trade", notification.out_trade_no)
-            logfields.add(order_sn=payment.order_sn, payment_id=payment.id)
-            if notification.total_amount != to_amount(payment.total_amount):
-                raise NotificationRejected(
-                    "amount_mismatch", f"{notification.total_amount} != {payment.total_amount}"
-                )
+            payment = _ours(uow.payments.by_trade(provider_name, notification.out_trade_no), notification)
             if notification.status == TradeStatus.PAID:
                 outcome, detail = self._paid(uow, payment, notification)
             elif notification.status == TradeStatus.CLOSED:
@@ -377,13 +370,7 @@ class PaymentService:
             payment = uow.payments.by_trade(provider_name, notification.out_trade_no)
             if notification.notify_id and uow.notifications.accepted(provider_name, notification.notify_id):
                 return "duplicate", payment, self._log(uow, entry, "duplicate")
-        if payment is None:
-            raise NotificationRejected("unknown_trade", notification.out_trade_no)
-        logfields.add(order_sn=payment.order_sn, payment_id=payment.id)
-        if notification.total_amount != to_amount(payment.total_amount):
-            raise NotificationRejected(
-                "amount_mismatch", f"{notification.total_amount} != {payment.total_amount}"
-            )
+        _ours(payment, notification)
         outcome, detail = (
             ("recorded", "")
             if self.refund_notices is None
@@ -475,6 +462,19 @@ class PaymentService:
         entry = uow.notifications.add(replace(entry, accepted=True, outcome=outcome))
         uow.commit()
         return entry
+
+
+def _ours(payment: Payment | None, notification: Notification) -> Payment:
+    """The payment a notification is about, if it is one of ours for that amount (else
+    ``NotificationRejected``); the log lines that follow name it."""
+    if payment is None:
+        raise NotificationRejected("unknown_trade", notification.out_trade_no)
+    logfields.add(order_sn=payment.order_sn, payment_id=payment.id)
+    if notification.total_amount != to_amount(payment.total_amount):
+        raise NotificationRejected(
+            "amount_mismatch", f"{notification.total_amount} != {payment.total_amount}"
+        )
+    return payment
 
 
 #: A kept header longer than this is cut (a replay of it then fails its signature): strangers
