@@ -94,40 +94,32 @@ def test_a_fully_refunded_order_shows_refunded_with_its_points_taken_back(live_s
     assert page.locator("#providers").count() == 0 and page.locator("h1").inner_text() == "订单已退款"
 
 
-def test_the_shoppers_pages_fit_a_390_px_phone(live_shop, browser):
+def test_the_shoppers_pages_fit_a_390_px_phone(live_shop, open_window):
     app, base_url = live_shop
-    phone = browser.new_context(
-        viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True, device_scale_factor=2
-    )
-    page = phone.new_page()
-    try:
-        paid, waiting = member_orders(app)[:2]
-        page.goto(f"{base_url}/login")
-        assert_fits(page, "login")
-        log_in(page, base_url)
-        pay(page, base_url, paid)
-        assert_fits(page, "the return page")
-        page.goto(f"{base_url}/pay.html?orderToken={waiting}")
-        assert_fits(page, "pay.html")
-        page.goto(f"{base_url}/orders")
-        page.locator("#stock summary").click()
-        assert_fits(page, "my orders")
-        button = page.locator(f"#order-{waiting} .pay-button")
-        box, price = button.bounding_box(), page.locator(f"#order-{waiting} .amount").bounding_box()
-        assert box["x"] + box["width"] <= 390 and price["x"] + price["width"] <= 390
-        assert lines(button) == 1 and button.evaluate(
-            "b => b.scrollWidth <= b.clientWidth"
-        )  # its text inside it
-        for header in page.locator("#stock th").all():  # headers on one line each
-            assert lines(header) == 1, header.inner_text()
-        page.goto(f"{base_url}/seckill")
-        assert_fits(page, "the flash sale")
-        page.goto(f"{base_url}/no-such-page")
-        assert_fits(page, "an error page")
-        open_cashier(page, base_url, waiting)
-        assert_fits(page, "mockpay's cashier")
-    finally:
-        phone.close()
+    page = open_window(viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2)
+    paid, waiting = member_orders(app)[:2]
+    page.goto(f"{base_url}/login")
+    assert_fits(page, "login")
+    log_in(page, base_url)
+    pay(page, base_url, paid)
+    assert_fits(page, "the return page")
+    page.goto(f"{base_url}/pay.html?orderToken={waiting}")
+    assert_fits(page, "pay.html")
+    page.goto(f"{base_url}/orders")
+    page.locator("#stock summary").click()
+    assert_fits(page, "my orders")
+    button = page.locator(f"#order-{waiting} .pay-button")
+    box, price = button.bounding_box(), page.locator(f"#order-{waiting} .amount").bounding_box()
+    assert box["x"] + box["width"] <= 390 and price["x"] + price["width"] <= 390
+    assert lines(button) == 1 and button.evaluate("b => b.scrollWidth <= b.clientWidth")  # its text inside it
+    for header in page.locator("#stock th").all():  # headers on one line each
+        assert lines(header) == 1, header.inner_text()
+    page.goto(f"{base_url}/seckill")
+    assert_fits(page, "the flash sale")
+    page.goto(f"{base_url}/no-such-page")
+    assert_fits(page, "an error page")
+    open_cashier(page, base_url, waiting)
+    assert_fits(page, "mockpay's cashier")
 
 
 def assert_fits(page, where):
