@@ -67,9 +67,11 @@ def browser():
 
 
 @pytest.fixture
-def live_shop(tmp_path):
-    """(app, base_url): the embedded default shop with demo data, served on a free port."""
-    with served_shop(tmp_path) as served:
+def live_shop(request, tmp_path):
+    """(app, base_url): the embedded default shop with demo data, served on a free port, with the
+    settings of the closest ``@pytest.mark.settings(...)``."""
+    marker = request.node.get_closest_marker("settings")
+    with served_shop(tmp_path, **(marker.kwargs if marker else {})) as served:
         yield served
 
 

@@ -7,9 +7,8 @@ import re
 import requests
 from sqlalchemy import select
 from support.browser import log_in, open_cashier
-from support.shop import member_orders, wait_for
+from support.shop import fulfilled, member_orders, order_now, wait_for
 
-from gmall_payment.adapters.sql import queries
 from gmall_payment.adapters.sql.models import PaymentInfo, db
 
 #: What a shopper must never read: enum names, column names, ISO times.
@@ -17,17 +16,6 @@ RAW = re.compile(
     r"awaiting_|_shipment|\blocked\b|deducted|released|integration|stock_locked|\bsales\b|"
     r"\d{4}-\d\d-\d\dT\d\d:|mark_order_paid|award_points|\bdone\b|\bunpaid\b|\bpaid\b"
 )
-
-
-def view(order_sn) -> dict:
-    """The order as the database has it now (a new transaction each time: no stale snapshot)."""
-    db.session.rollback()
-    return queries.order_view(order_sn)
-
-
-def fulfilled(order_sn) -> bool:
-    order = view(order_sn)
-    return order["points_awarded"] and all(lock["status"] == "deducted" for lock in order["stock_locks"])
 
 
 def pay(page, base_url, order_sn):
@@ -83,7 +71,7 @@ def test_a_fully_refunded_order_shows_refunded_with_its_points_taken_back(live_s
     assert refunded.status_code == 200, refunded.text
     app.extensions["gmall"].bus.join()
     with app.app_context():
-        wait_for(lambda: view(order_sn)["points_revoked"])
+        wait_for(lambda: order_now(order_sn)["points_revoked"])
     page.goto(f"{base_url}/orders")
     card = page.locator(f"#order-{order_sn}")
     status = card.locator(".order-status")
