@@ -77,3 +77,15 @@ def test_the_refund_form_wants_the_csrf_token_and_says_what_the_service_refused(
         data={"amount": "1", "out_request_no": "K", "csrf_token": csrf_token(story.text)},
     )
     assert missing.status_code == 404
+
+
+def test_search_by_an_out_trade_no_that_is_not_the_order_number(app):
+    first, second = started(app, 2)
+    changed(app, second, out_trade_no=f"RETRY-{second.order_sn}")  # the demo's are their order numbers
+    client = logged_in(app)
+
+    found = client.get("/operator/payments", query_string={"q": "RETRY-"}).text  # as the search box says
+    assert f'id="payment-{second.id}"' in found and f'id="payment-{first.id}"' not in found
+    assert f"out_trade_no RETRY-{second.order_sn}" in found  # shown beside its order number
+    by_order = client.get("/operator/payments", query_string={"q": second.order_sn}).text
+    assert f'id="payment-{second.id}"' in by_order  # its order number still finds it
