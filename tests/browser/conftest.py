@@ -2,8 +2,9 @@
 
 Never `playwright install`: the browser is /usr/bin/chromium (GMALL_TEST_CHROMIUM), which
 `.ci/run` installs with apt. Without it these tests skip locally and fail in CI
-(GMALL_REQUIRE_SERVICES=1). A failing test leaves a screenshot and the page's HTML in
-BROWSER_ARTIFACTS (default `.artifacts/browser/`), named after the test.
+(GMALL_REQUIRE_SERVICES=1). Every page a test opens comes from ``open_window``: when the test
+fails, each leaves a screenshot and its HTML in BROWSER_ARTIFACTS (default
+`.artifacts/browser/`), named after the test.
 """
 
 import os
@@ -66,28 +67,59 @@ def browser():
 
 
 @pytest.fixture
-def live_shop(tmp_path):
-    """(app, base_url): the embedded default shop with demo data, served on a free port."""
-    with served_shop(tmp_path) as served:
+def live_shop(request, tmp_path):
+    """(app, base_url): the embedded default shop with demo data, served on a free port, with the
+    settings of the closest ``@pytest.mark.settings(...)``."""
+    marker = request.node.get_closest_marker("settings")
+    with served_shop(tmp_path, **(marker.kwargs if marker else {})) as served:
         yield served
 
 
+#: A test's window unless it asks for another: a desktop in Chinese.
+WINDOW = {"viewport": {"width": 1280, "height": 900}, "locale": "zh-CN"}
+
+
 @pytest.fixture
-def page(request, browser):
-    """A fresh browser context's page (a desktop window); its console messages in
-    ``page.console_messages``. Saves a screenshot and the HTML when the test fails."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
-    page = context.new_page()
+def open_window(request, browser):
+    """``open_window(**context_options)``: a page in a fresh browser context, ``WINDOW`` with
+    the options. Every test's page comes from here, so every one (the tabs it opens too) collects
+    its console messages in ``page.console_messages`` and, when the test fails, leaves its
+    screenshot and HTML in ARTIFACTS. The contexts close after the test."""
+    contexts = []
+
+    def open_window(**options):
+        context = browser.new_context(**{**WINDOW, **options})
+        context.on("page", _listen)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_window
+    if request.node.stash.get(_failed, False):
+        _save(request.node.nodeid, [page for context in contexts for page in context.pages])
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(open_window):
+    """A desktop window's page (``open_window``)."""
+    return open_window()
+
+
+def _listen(page):
     page.console_messages = []
     page.on("console", lambda message: page.console_messages.append(f"{message.type}: {message.text}"))
-    yield page
-    if request.node.stash.get(_failed, False):
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        stem = ARTIFACTS / re.sub(r"[^\w.-]+", "_", request.node.nodeid)
+
+
+def _save(nodeid, pages):
+    """A screenshot and the HTML of each page, named after the test (and numbered if several)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    stem = ARTIFACTS / re.sub(r"[^\w.-]+", "_", nodeid)
+    for number, page in enumerate(pages, 1):
+        name = stem if len(pages) == 1 else f"{stem}-{number}"
         try:
-            page.screenshot(path=f"{stem}.png", full_page=True)
-            Path(f"{stem}.html").write_text(page.content(), encoding="utf-8")
-            print(f"browser artifacts: {stem}.png, {stem}.html")
+            page.screenshot(path=f"{name}.png", full_page=True)
+            Path(f"{name}.html").write_text(page.content(), encoding="utf-8")
+            print(f"browser artifacts: {name}.png, {name}.html")
         except Exception as error:  # the page itself may be what broke; the test's own failure is reported
-            print(f"browser artifacts not saved: {error}")
-    context.close()
+            print(f"browser artifacts of {page.url} not saved: {error}")

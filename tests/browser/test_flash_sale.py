@@ -68,51 +68,41 @@ def test_a_sale_opens_on_the_servers_clock_and_ends_in_a_paid_order(live_shop, p
     page.locator("#verdict").filter(has_text="支付成功").wait_for(timeout=15_000)
 
 
-def test_two_members_race_for_the_last_unit(live_shop, browser):
+def test_two_members_race_for_the_last_unit(live_shop, open_window):
     app, base_url = live_shop
     pages = []
     for username, password in (("demo", "demo123"), ("alice", "alice123")):
-        context = browser.new_context(viewport={"width": 1024, "height": 800}, locale="zh-CN")
-        pages.append(context.new_page())
+        pages.append(open_window(viewport={"width": 1024, "height": 800}))
         log_in(pages[-1], base_url, username, password)
-    try:
-        a_sale(app, units=1)
-        for page in pages:
-            page.goto(f"{base_url}/seckill")
-        for page in pages:
-            page.locator(f"#sale-{SKU} .buy").wait_for(state="visible", timeout=10_000)
-        for page in pages:  # both click at once
-            page.locator(f"#sale-{SKU} .buy").click(no_wait_after=True)
-        answers = [
-            page.locator(f"#sale-{SKU} .result").filter(has_text=re.compile(".+")).inner_text()
-            for page in pages
-        ]
-        assert sorted(answer.startswith("秒杀成功,订单号:") for answer in answers) == [False, True], answers
-        assert "秒杀结束!" in answers, answers  # the other one: sold out
-        winner = next(page for page in pages if page.locator(f"#sale-{SKU} .pay-link").count())
-        loser = next(page for page in pages if page is not winner)
-        assert loser.locator(f"#sale-{SKU} .pay-link").count() == 0
-        loser.locator(f"#sale-{SKU} .units").filter(has_text=re.compile("^0$")).wait_for(timeout=5_000)
-    finally:
-        for page in pages:
-            page.context.close()
-
-
-def test_the_sale_page_works_without_javascript_once_open(live_shop, browser):
-    app, base_url = live_shop
-    context = browser.new_context(java_script_enabled=False, locale="zh-CN")
-    page = context.new_page()
-    try:
-        log_in(page, base_url)
-        assert member_orders(app)  # demo's orders are there
+    a_sale(app, units=1)
+    for page in pages:
         page.goto(f"{base_url}/seckill")
-        page.locator("#sale-1004 .buy").click()  # the demo's open sale: the link is the click
-        page.locator("#outcome").wait_for()
-        assert page.locator("#outcome").inner_text().startswith("秒杀成功,订单号:")
-        page.get_by_role("link", name="去支付").click()
-        page.wait_for_url(re.compile(r".*/(pay\.html|seckill/pay).*"))
-    finally:
-        context.close()
+    for page in pages:
+        page.locator(f"#sale-{SKU} .buy").wait_for(state="visible", timeout=10_000)
+    for page in pages:  # both click at once
+        page.locator(f"#sale-{SKU} .buy").click(no_wait_after=True)
+    answers = [
+        page.locator(f"#sale-{SKU} .result").filter(has_text=re.compile(".+")).inner_text() for page in pages
+    ]
+    assert sorted(answer.startswith("秒杀成功,订单号:") for answer in answers) == [False, True], answers
+    assert "秒杀结束!" in answers, answers  # the other one: sold out
+    winner = next(page for page in pages if page.locator(f"#sale-{SKU} .pay-link").count())
+    loser = next(page for page in pages if page is not winner)
+    assert loser.locator(f"#sale-{SKU} .pay-link").count() == 0
+    loser.locator(f"#sale-{SKU} .units").filter(has_text=re.compile("^0$")).wait_for(timeout=5_000)
+
+
+def test_the_sale_page_works_without_javascript_once_open(live_shop, open_window):
+    app, base_url = live_shop
+    page = open_window(java_script_enabled=False)
+    log_in(page, base_url)
+    assert member_orders(app)  # demo's orders are there
+    page.goto(f"{base_url}/seckill")
+    page.locator("#sale-1004 .buy").click()  # the demo's open sale: the link is the click
+    page.locator("#outcome").wait_for()
+    assert page.locator("#outcome").inner_text().startswith("秒杀成功,订单号:")
+    page.get_by_role("link", name="去支付").click()
+    page.wait_for_url(re.compile(r".*/(pay\.html|seckill/pay).*"))
 
 
 def test_a_pay_link_with_a_number_not_the_members_is_told_at_once(live_shop, page):

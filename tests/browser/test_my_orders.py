@@ -7,9 +7,8 @@ import re
 import requests
 from sqlalchemy import select
 from support.browser import log_in, open_cashier
-from support.shop import member_orders, wait_for
+from support.shop import fulfilled, member_orders, order_now, wait_for
 
-from gmall_payment.adapters.sql import queries
 from gmall_payment.adapters.sql.models import PaymentInfo, db
 
 #: What a shopper must never read: enum names, column names, ISO times.
@@ -17,17 +16,6 @@ RAW = re.compile(
     r"awaiting_|_shipment|\blocked\b|deducted|released|integration|stock_locked|\bsales\b|"
     r"\d{4}-\d\d-\d\dT\d\d:|mark_order_paid|award_points|\bdone\b|\bunpaid\b|\bpaid\b"
 )
-
-
-def view(order_sn) -> dict:
-    """The order as the database has it now (a new transaction each time: no stale snapshot)."""
-    db.session.rollback()
-    return queries.order_view(order_sn)
-
-
-def fulfilled(order_sn) -> bool:
-    order = view(order_sn)
-    return order["points_awarded"] and all(lock["status"] == "deducted" for lock in order["stock_locks"])
 
 
 def pay(page, base_url, order_sn):
@@ -83,7 +71,7 @@ def test_a_fully_refunded_order_shows_refunded_with_its_points_taken_back(live_s
     assert refunded.status_code == 200, refunded.text
     app.extensions["gmall"].bus.join()
     with app.app_context():
-        wait_for(lambda: view(order_sn)["points_revoked"])
+        wait_for(lambda: order_now(order_sn)["points_revoked"])
     page.goto(f"{base_url}/orders")
     card = page.locator(f"#order-{order_sn}")
     status = card.locator(".order-status")
@@ -94,40 +82,32 @@ def test_a_fully_refunded_order_shows_refunded_with_its_points_taken_back(live_s
     assert page.locator("#providers").count() == 0 and page.locator("h1").inner_text() == "订单已退款"
 
 
-def test_the_shoppers_pages_fit_a_390_px_phone(live_shop, browser):
+def test_the_shoppers_pages_fit_a_390_px_phone(live_shop, open_window):
     app, base_url = live_shop
-    phone = browser.new_context(
-        viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True, device_scale_factor=2
-    )
-    page = phone.new_page()
-    try:
-        paid, waiting = member_orders(app)[:2]
-        page.goto(f"{base_url}/login")
-        assert_fits(page, "login")
-        log_in(page, base_url)
-        pay(page, base_url, paid)
-        assert_fits(page, "the return page")
-        page.goto(f"{base_url}/pay.html?orderToken={waiting}")
-        assert_fits(page, "pay.html")
-        page.goto(f"{base_url}/orders")
-        page.locator("#stock summary").click()
-        assert_fits(page, "my orders")
-        button = page.locator(f"#order-{waiting} .pay-button")
-        box, price = button.bounding_box(), page.locator(f"#order-{waiting} .amount").bounding_box()
-        assert box["x"] + box["width"] <= 390 and price["x"] + price["width"] <= 390
-        assert lines(button) == 1 and button.evaluate(
-            "b => b.scrollWidth <= b.clientWidth"
-        )  # its text inside it
-        for header in page.locator("#stock th").all():  # headers on one line each
-            assert lines(header) == 1, header.inner_text()
-        page.goto(f"{base_url}/seckill")
-        assert_fits(page, "the flash sale")
-        page.goto(f"{base_url}/no-such-page")
-        assert_fits(page, "an error page")
-        open_cashier(page, base_url, waiting)
-        assert_fits(page, "mockpay's cashier")
-    finally:
-        phone.close()
+    page = open_window(viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2)
+    paid, waiting = member_orders(app)[:2]
+    page.goto(f"{base_url}/login")
+    assert_fits(page, "login")
+    log_in(page, base_url)
+    pay(page, base_url, paid)
+    assert_fits(page, "the return page")
+    page.goto(f"{base_url}/pay.html?orderToken={waiting}")
+    assert_fits(page, "pay.html")
+    page.goto(f"{base_url}/orders")
+    page.locator("#stock summary").click()
+    assert_fits(page, "my orders")
+    button = page.locator(f"#order-{waiting} .pay-button")
+    box, price = button.bounding_box(), page.locator(f"#order-{waiting} .amount").bounding_box()
+    assert box["x"] + box["width"] <= 390 and price["x"] + price["width"] <= 390
+    assert lines(button) == 1 and button.evaluate("b => b.scrollWidth <= b.clientWidth")  # its text inside it
+    for header in page.locator("#stock th").all():  # headers on one line each
+        assert lines(header) == 1, header.inner_text()
+    page.goto(f"{base_url}/seckill")
+    assert_fits(page, "the flash sale")
+    page.goto(f"{base_url}/no-such-page")
+    assert_fits(page, "an error page")
+    open_cashier(page, base_url, waiting)
+    assert_fits(page, "mockpay's cashier")
 
 
 def assert_fits(page, where):

@@ -16,18 +16,15 @@ IPHONE = (
 
 
 @pytest.fixture
-def phone(browser):
+def phone(open_window):
     """A phone's window: 390 × 844 CSS pixels, touch, a mobile Safari User-Agent."""
-    context = browser.new_context(
+    return open_window(
         viewport={"width": 390, "height": 844},
         device_scale_factor=2,
         is_mobile=True,
         has_touch=True,
         user_agent=IPHONE,
-        locale="zh-CN",
     )
-    yield context.new_page()
-    context.close()
 
 
 def open_phone_cashier(phone, base_url, order_sn):

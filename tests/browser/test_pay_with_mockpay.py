@@ -1,13 +1,14 @@
 """A shopper pays an order with mockpay in a real browser: pay.html, the cashier, the return
-page; a failed, cancelled or unheard payment says what happened and offers to pay again; a paid
-order is never offered to be paid again, not even from the browser's history."""
+page, with JavaScript on or off; a failed, cancelled or unheard payment says what happened and
+offers to pay again; a paid order is never offered to be paid again, not even from the
+browser's history."""
 
 import re
 
 import pytest
 import requests
 from support.browser import log_in, open_cashier
-from support.shop import member_orders
+from support.shop import fulfilled, member_orders, wait_for
 
 
 @pytest.mark.parametrize("scenario", ["normal", "duplicate", "late"])
@@ -26,6 +27,29 @@ def test_a_shopper_pays_with_mockpay_and_sees_the_order_paid(live_shop, page, sc
     assert verdict.get_attribute("data-status") == "awaiting_shipment"
     assert "待发货" in verdict.inner_text()
     assert page.locator("#pay-again").count() == 0
+
+
+@pytest.mark.settings(MOCKPAY_LATE_SECONDS=2)  # the shopper is back well before the verdict
+def test_a_shopper_pays_with_mockpay_with_javascript_off(live_shop, open_window):
+    app, base_url = live_shop
+    order_sn = member_orders(app)[0]
+    page = open_window(java_script_enabled=False)
+    log_in(page, base_url)
+    open_cashier(page, base_url, order_sn)  # pay.html's buttons are forms
+    page.check("input[name=scenario][value=late]")
+    page.click("button[value=pay]")
+    page.wait_for_url(re.compile(r".*/pay/return/mockpay.*"))
+    assert "等待支付结果" in page.locator("#waiting").inner_text()
+    look_again = page.get_by_role("link", name="刷新查看结果")  # the page cannot ask by itself
+    assert look_again.is_visible()
+
+    with app.app_context():
+        wait_for(lambda: fulfilled(order_sn))
+    look_again.click()
+    verdict = page.locator("#verdict")
+    verdict.filter(has_text="支付成功").wait_for()
+    assert verdict.get_attribute("data-status") == "awaiting_shipment"
+    assert "待发货" in verdict.inner_text()
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,8 @@ from gmall_payment.core.seckill import Sale
 
 
 @pytest.fixture
-def window(browser):
-    context = browser.new_context(viewport={"width": 1024, "height": 640}, locale="zh-CN")
-    yield context.new_page()
-    context.close()
+def window(open_window):
+    return open_window(viewport={"width": 1024, "height": 640})
 
 
 def test_the_pay_page(live_shop, window):

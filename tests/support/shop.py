@@ -12,7 +12,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import select
 
-from gmall_payment.adapters.sql import demo
+from gmall_payment.adapters.sql import demo, queries
 from gmall_payment.adapters.sql.models import (
     Member,
     Order,
@@ -147,6 +147,23 @@ def member_orders(app, username="demo") -> list[str]:
                 .order_by(Order.id)
             )
         )
+
+
+def order_now(order_sn) -> dict:
+    """The order as the database has it now, in the app's context: read in a transaction of its
+    own (no stale snapshot), ended at once (on SQLite a transaction holds the write lock, which
+    the shop's own requests would wait for)."""
+    db.session.rollback()
+    try:
+        return queries.order_view(order_sn)
+    finally:
+        db.session.rollback()
+
+
+def fulfilled(order_sn) -> bool:
+    """Whether the order's points are awarded and its stock deducted, in the app's context."""
+    order = order_now(order_sn)
+    return order["points_awarded"] and all(lock["status"] == "deducted" for lock in order["stock_locks"])
 
 
 def notify_params(payment, key, **changes):
