@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from support.mariadb import unavailable
 from support.shop import served_shop
 
 CHROMIUM = os.environ.get("GMALL_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -46,20 +47,14 @@ def pytest_runtest_makereport(item, call):
 _failed = pytest.StashKey[bool]()
 
 
-def _unavailable(message):
-    if os.environ.get("GMALL_REQUIRE_SERVICES") == "1":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def browser():
     try:
         from playwright.sync_api import sync_playwright  # the `browser` extra; only these tests need it
     except ImportError:
-        _unavailable("playwright is not installed (pip install -e '.[browser]', or tox -e browser)")
+        unavailable("playwright is not installed (pip install -e '.[browser]', or tox -e browser)")
     if not os.path.exists(CHROMIUM):
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
