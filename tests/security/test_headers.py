@@ -2,50 +2,20 @@
 cookie is Secure in production, and every page — the shop's, the operators', the sandboxes'
 cashiers mounted beneath Flask, the click's JSON — says how a browser may use it."""
 
-import re
-
 import pytest
 from support.alipay import form_action, form_fields
 from support.forms import logged_in
+from support.headers import (
+    assert_inline_code_has_the_nonce,
+    assert_protected,
+    assert_styled_as_the_shop,
+    policy,
+)
 from support.production import PUBLIC_URL, make_production_app
 from support.seckill_web import BROWSER, JSON, SKU, preheated
 from support.shop import csrf_token, make_app, open_order
 
 from gmall_payment.plugins.alipay.config import PRODUCTION_GATEWAY
-
-
-def policy(response) -> dict:
-    """The Content-Security-Policy as {directive: [sources]}."""
-    header = response.headers.get("Content-Security-Policy", "")
-    return {name: sources for name, *sources in (part.split() for part in header.split(";") if part.strip())}
-
-
-def assert_protected(response, where):
-    csp = policy(response)
-    assert csp.get("default-src") == ["'self'"], where
-    assert csp.get("frame-ancestors") == ["'none'"] and response.headers.get("X-Frame-Options") == "DENY", (
-        where
-    )
-    assert response.headers.get("X-Content-Type-Options") == "nosniff", where
-    assert "'self'" in csp.get("form-action", []) and csp.get("object-src") == ["'none'"], where
-    assert "'unsafe-inline'" not in response.headers["Content-Security-Policy"], where
-
-
-def assert_inline_code_has_the_nonce(response, where):
-    """Every inline <script> and <style> carries this answer's nonce, every other script and
-    stylesheet is the shop's own file (/static/); the page has its stylesheet; no style attribute."""
-    csp = policy(response)
-    nonces = {source for source in csp["script-src"] if source.startswith("'nonce-")}
-    assert len(nonces) == 1 and nonces == {s for s in csp["style-src"] if s.startswith("'nonce-")}, where
-    nonce = nonces.pop()[len("'nonce-") : -1]
-    tags = re.findall(r"<(script|style)\b([^>]*)>", response.text)
-    for _, attributes in tags:
-        assert f'nonce="{nonce}"' in attributes or re.search(r'\ssrc="/static/[\w.-]+\.js"', attributes), (
-            where
-        )
-    sheets = re.findall(r'<link rel="stylesheet" href="([^"]+)"', response.text)
-    assert sheets == ["/static/shop.css"], where
-    assert not re.search(r"<[^>]+\sstyle=", response.text), where
 
 
 @pytest.fixture
@@ -85,6 +55,8 @@ def test_every_page_of_the_embedded_shop_and_its_sandboxes_carries_the_headers(s
         assert_protected(page, where)
     for where in ("login", "orders", "pay.html", "seckill", "alipay form", "pay result"):
         assert_inline_code_has_the_nonce(pages[where], where)
+    for where in ("mockpay cashier", "alipay cashier"):  # no inline code at all: no nonce beneath Flask
+        assert_styled_as_the_shop(pages[where], where)
 
 
 def test_the_embedded_default_forces_no_https_and_no_secure_cookie(shop):

@@ -4,4 +4,16 @@ puts tests/ on the path, for support.shop); this folder goes there too, for wech
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
+
+from support.shop import served_shop
+from wechat_support import SETTINGS
+
+
+@pytest.fixture
+def live(tmp_path):
+    """The embedded shop served on loopback with the offline WeChat Pay gateway: (app, base_url)."""
+    with served_shop(tmp_path, **SETTINGS) as shop:
+        yield shop

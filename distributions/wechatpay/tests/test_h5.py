@@ -6,9 +6,7 @@ from html import unescape
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 from support.shop import browser_login, csrf_token, notify_log, open_order, served_shop, wait_until_fulfilled
-from wechat_support import SETTINGS, gateway_of
-
-from gmall_payment.ports.provider import CheckoutUrls
+from wechat_support import SETTINGS, checkout_urls, gateway_of
 
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
 
@@ -52,10 +50,9 @@ def test_the_gateway_wants_the_shoppers_ip_for_h5(tmp_path):
         provider = app.extensions["gmall"].providers.get("wechatpay")
         with app.app_context():
             payment = app.extensions["gmall"].payments.start(order_sn, "wechatpay")
-        body = {**provider.order_body(payment, _urls(base_url)), "scene_info": {"h5_info": {"type": "Wap"}}}
+        body = {
+            **provider.order_body(payment, checkout_urls(base_url)),
+            "scene_info": {"h5_info": {"type": "Wap"}},
+        }
         answer = provider.client.call("POST", "/v3/pay/transactions/h5", body)
         assert (answer.status, answer.body["code"]) == (400, "PARAM_ERROR")
-
-
-def _urls(base_url):
-    return CheckoutUrls(f"{base_url}/notify/wechatpay", f"{base_url}/pay/return/wechatpay")

@@ -9,24 +9,12 @@ from decimal import Decimal
 import pytest
 from gmall_payment_wechatpay import apiv3
 from sqlalchemy import select, update
-from support.shop import notify_log, open_order, served_shop, wait_for, wait_until_fulfilled
-from wechat_support import SETTINGS, gateway_of, qr_page, scan_and_pay
+from support.shop import notify_log, open_order, wait_for, wait_until_fulfilled
+from wechat_support import gateway_of, payment_of, qr_page, scan_and_pay
 
 from gmall_payment.adapters.sql.models import Order, PaymentInfo, db
 from gmall_payment.core.errors import ProviderError, RefundFailed, RefundPending
 from gmall_payment.plugins import rsa2
-
-
-@pytest.fixture
-def live(tmp_path):
-    with served_shop(tmp_path, **SETTINGS) as shop:
-        yield shop
-
-
-def payment_of(app, order_sn):
-    with app.app_context():
-        [payment] = app.extensions["gmall"].payments.uow().payments.for_order(order_sn)
-        return payment
 
 
 def log_of(app, order_sn):

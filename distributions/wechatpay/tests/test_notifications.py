@@ -1,5 +1,6 @@
 """Notifications made here with cryptography alone: the genuine ones are believed (public-key
-mode, a rotated key, certificate mode); every tampered one is refused, with nothing changed."""
+mode, a rotated key, certificate mode); every tampered one is refused, with nothing changed; a
+trade WeChat Pay did not pay is logged and pays nothing; one the shop fails to handle is a 5xx."""
 
 import json
 import time
@@ -8,6 +9,7 @@ from decimal import Decimal
 import pytest
 from gmall_payment_wechatpay.config import WechatPayConfig
 from gmall_payment_wechatpay.provider import WechatPayProvider
+from sqlalchemy import text
 from support.shop import make_app, member_orders, notify_log, snapshot
 from wechat_support import (
     CERT_SERIAL,
@@ -20,6 +22,7 @@ from wechat_support import (
     transaction,
 )
 
+from gmall_payment.adapters.sql.models import db
 from gmall_payment.core.errors import NotificationRejected, RefundPending
 from gmall_payment.core.model import TradeStatus
 
@@ -177,6 +180,60 @@ def test_the_genuine_notification_pays_and_its_copy_is_a_duplicate(shop):
         ("paid", True, True),
         ("duplicate", True, True),
     ]
+    assert [p[1] for p in snapshot(app)[0] if p[0] == payment.order_sn] == [1]
+
+
+@pytest.mark.parametrize(
+    ("state", "status", "outcome"),
+    [("CLOSED", 2, "closed"), ("REVOKED", 2, "closed"), ("PAYERROR", 0, "recorded")],
+)
+def test_a_trade_that_was_not_paid_is_logged_and_the_payment_left_as_wechat_pay_says(
+    shop, state, status, outcome
+):
+    app, payment = shop
+    plain = transaction(
+        payment.out_trade_no, int(payment.total_amount * 100), trade_state=state, transaction_id=""
+    )
+    body, headers = notification(plain, KEYS["wechat"])
+    payments, orders, events = snapshot(app)
+
+    answer = post(app, body, headers)
+
+    assert (answer.status_code, answer.data) == (204, b"")
+    [entry] = notify_log(app)
+    assert (entry.outcome, entry.accepted, entry.verified, entry.raw) == (outcome, True, True, body)
+    assert snapshot(app) == (  # the payment closed (CLOSED, REVOKED) or still open; the order unpaid
+        [(sn, status if sn == payment.order_sn else was, trade_no) for sn, was, trade_no in payments],
+        orders,
+        events,
+    )
+
+
+def test_a_genuine_notification_the_shop_fails_to_handle_is_refused_with_a_5xx_so_it_comes_again(shop):
+    app, payment = shop
+    body, headers = notification(
+        transaction(payment.out_trade_no, int(payment.total_amount * 100)), KEYS["wechat"]
+    )
+    with app.app_context():  # a real database error whenever a payment moves
+        db.session.execute(
+            text(
+                "CREATE TRIGGER test_payment_fails BEFORE UPDATE ON payment_info "
+                "BEGIN SELECT RAISE(ABORT, 'injected: payment_info is unavailable'); END"
+            )
+        )
+        db.session.commit()
+    before = snapshot(app)
+
+    failed = post(app, body, headers)
+
+    assert failed.status_code == 500  # WeChat Pay sends it again on its retry series
+    assert failed.get_json() == {"code": "FAIL", "message": "notification refused"}
+    assert snapshot(app) == before
+    with app.app_context():
+        db.session.execute(text("DROP TRIGGER test_payment_fails"))
+        db.session.commit()
+    again = post(app, body, headers)  # the retry, once the database is back
+    assert (again.status_code, [e.outcome for e in notify_log(app)]) == (204, ["paid"])
     assert [p[1] for p in snapshot(app)[0] if p[0] == payment.order_sn] == [1]
 
 

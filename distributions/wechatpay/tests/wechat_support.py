@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 from support.shop import browser_login, csrf_token
 
 from gmall_payment.plugins import rsa2
+from gmall_payment.ports.provider import CheckoutUrls
 
 #: WeChat Pay's notify series (86 640 s after the first attempt) divided by this: about 2 s in all.
 SPEEDUP = 40000
@@ -26,6 +27,35 @@ SETTINGS = {"WECHATPAY_SANDBOX_NOTIFY_SPEEDUP": SPEEDUP, "RECONCILE_GRACE_SECOND
 
 def gateway_of(app):
     return app.wsgi_app.mounts["/wechatpay-sandbox"].site
+
+
+def payments_of(app, order_sn):
+    """The order's payments by provider, as the shop has them now."""
+    with app.app_context():
+        payments = app.extensions["gmall"].payments.uow().payments.for_order(order_sn)
+        return {payment.payment_type: payment for payment in payments}
+
+
+def payment_of(app, order_sn):
+    """The order's one payment."""
+    [payment] = payments_of(app, order_sn).values()
+    return payment
+
+
+def fulfilled_once(before):
+    """``support.shop.shop_state`` once the order ``before`` (``open_order``) awarded its points
+    and deducted its stock exactly once."""
+    (points, growth), (stock, locked, sales) = before["member"], before["sku"]
+    quantity = before["quantity"]
+    return (
+        (points + before["integration"], growth + before["growth"]),
+        (stock - quantity, locked - quantity, sales + quantity),
+    )
+
+
+def checkout_urls(base_url):
+    """The URLs the shop checks out with (``webapp.payment``), for calling the provider directly."""
+    return CheckoutUrls(f"{base_url}/notify/wechatpay", f"{base_url}/pay/return/wechatpay")
 
 
 def qr_page(base_url, order_sn, browser=None):
@@ -40,16 +70,22 @@ def qr_page(base_url, order_sn, browser=None):
     return browser, page
 
 
-def scan_and_pay(browser, base_url, page, action="pay", scenario="normal"):
-    """Follow the QR page's "scan with your phone" link, then pay (or cancel) on the phone's page."""
+def scan_page(browser, base_url, page):
+    """Follow the QR page's "scan with your phone" link: the phone's page."""
     scan_url = urljoin(
         base_url + "/", unescape(re.search(r'id="scan-link" href="([^"]+)"', page.text).group(1))
     )
     scan = browser.get(scan_url)
     assert scan.status_code == 200, scan.text
+    return scan
+
+
+def scan_and_pay(browser, base_url, page, action="pay", scenario="normal"):
+    """Follow the QR page's "scan with your phone" link, then pay (or cancel) on the phone's page."""
+    scan = scan_page(browser, base_url, page)
     code_url = unescape(re.search(r'name="code_url" value="([^"]+)"', scan.text).group(1))
     action_url = urljoin(
-        scan_url, unescape(re.search(r'<form method="post" action="([^"]+)"', scan.text).group(1))
+        scan.url, unescape(re.search(r'<form method="post" action="([^"]+)"', scan.text).group(1))
     )
     return browser.post(action_url, data={"code_url": code_url, "action": action, "scenario": scenario})
 
