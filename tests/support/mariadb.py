@@ -33,6 +33,8 @@ def unavailable(message):
 @pytest.fixture(scope="session")
 def mysql_server():
     """An engine on the server (no database)."""
+    if not MYSQL_URL:
+        unavailable("GMALL_TEST_MYSQL_URL is not set (tox -e mariadb and tox -e services set it)")
     engine = create_engine(MYSQL_URL, isolation_level="AUTOCOMMIT")
     reason = _unreachable(engine)
     if reason:
