@@ -2,13 +2,16 @@
 also after the shop restarts on the same instance folder (its sandboxes keep their trades there,
 and the shop calls them in process, from the server and from the CLI alike)."""
 
+from datetime import timedelta
 from decimal import Decimal
 
+from sqlalchemy import select
 from support.alipay import SPEEDUP, start_on_cashier
 from support.alipay import pay_on_cashier as pay_alipay
 from support.servers import serving
 from support.shop import make_app, member_orders, pay_on_cashier, wait_until_fulfilled
 
+from gmall_payment.adapters.sql.models import Order, db
 from gmall_payment.core.model import PaymentStatus
 from gmall_payment.plugins.alipay.client import beijing_now
 from gmall_payment.webapp import create_app
@@ -41,6 +44,10 @@ def test_pay_restart_then_refund_and_reconcile_a_lost_alipay_notify_without_publ
     stop(first)
     mockpay, alipay = payment_of(first, paid_sn), payment_of(first, lost_sn)
     assert (mockpay.payment_status, alipay.payment_status) == (PaymentStatus.PAID, PaymentStatus.UNPAID)
+    with first.app_context():  # placed an hour ago: past the restarted shop's timeout, however fast this ran
+        for order in db.session.scalars(select(Order)):
+            order.create_time -= timedelta(hours=1)
+        db.session.commit()
 
     # the shop restarts on the same instance folder and database
     again = create_app(
@@ -56,7 +63,7 @@ def test_pay_restart_then_refund_and_reconcile_a_lost_alipay_notify_without_publ
                     "RECONCILE_SECONDS",
                 )
             },
-            "ORDER_PAY_TIMEOUT_SECONDS": 1,
+            "ORDER_PAY_TIMEOUT_SECONDS": 60,
         }
     )  # every order placed before the restart is due
     cli = again.test_cli_runner()
