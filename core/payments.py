@@ -350,17 +350,21 @@ class PaymentService:
     def _apply(self, provider_name: str, notification: Notification, entry: NotificationRecord):
         """Apply an authentic notification: (outcome, payment, log entry)."""
         with self.uow() as uow:
-            if notification.notify_id and uow.notifications.accepted(provider_name, notification.notify_id):
-                payment = uow.payments.by_trade(provider_name, notification.out_trade_no)
+            payment = uow.payments.by_trade(provider_name, notification.out_trade_no)
+            if (
+                notification.notify_id
+                and not _moves(payment, notification)
+                and uow.notifications.accepted(provider_name, notification.notify_id)
+            ):
                 return "duplicate", payment, self._log(uow, entry, "duplicate")
-            payment = _ours(uow.payments.by_trade(provider_name, notification.out_trade_no), notification)
+            payment = _ours(payment, notification)
             if notification.status == TradeStatus.PAID:
-                outcome, detail = self._paid(uow, payment, notification)
+                outcome, detail, after = self._paid(uow, payment, notification)
             elif notification.status == TradeStatus.CLOSED:
-                outcome, detail = self._closed(uow, payment, notification)
+                outcome, detail, after = self._closed(uow, payment, notification)
             else:
-                outcome, detail = "recorded", ""
-            payment = uow.payments.get(payment.id)
+                outcome, detail, after = "recorded", "", payment
+            payment = after or uow.payments.get(payment.id)
             entry = self._log(uow, replace(entry, detail=detail) if detail else entry, outcome)
             return outcome, payment, entry
 
@@ -381,7 +385,8 @@ class PaymentService:
             return outcome, uow.payments.get(payment.id), entry
 
     def _paid(self, uow, payment: Payment, notification: Notification):
-        """The provider took the money: (outcome, detail).
+        """The provider took the money: (outcome, detail, the payment now if known without
+        reading it back, else None).
 
         The first payment to be paid for an open order pays it (``payment.succeeded``); one paid
         for an order already closed, or already paid by another payment, is owed back
@@ -395,10 +400,11 @@ class PaymentService:
                     "the provider and refund it by hand"
                 )
                 uow.payments.set_flag(payment.id, flag)
-                return "second_trade", flag
-            return "duplicate", ""
-        if not self._move(uow, payment, PaymentStatus.PAID, notification):  # another copy won the race
-            return "duplicate", ""
+                return "second_trade", flag, None
+            return "duplicate", "", payment
+        paid = self._move(uow, payment, PaymentStatus.PAID, notification)
+        if paid is None:  # another copy won the race
+            return "duplicate", "", None
         order_status = uow.orders.status(payment.order_sn)
         if order_status in DEAD_ORDER_STATUSES:
             reason = RefundReason.PAID_AFTER_CLOSE
@@ -414,15 +420,15 @@ class PaymentService:
                 payment.order_sn, payment.payment_type, notification.trade_no, payment.total_amount
             )
             uow.outbox.add(event)
-            return "paid", ""
+            return "paid", "", paid
         uow.payments.mark_owed(payment.id, reason)
         log.warning("payment #%s (%s %s): %s", payment.id, payment.payment_type, payment.out_trade_no, detail)
         event = events.refund_due(payment.order_sn, payment.id, reason, payment.total_amount)
         uow.outbox.add(event)
-        return reason, detail
+        return reason, detail, None
 
     def _closed(self, uow, payment: Payment, notification: Notification):
-        """The provider closed the trade: (outcome, detail).
+        """The provider closed the trade: (outcome, detail, the payment now if known, else None).
 
         Unpaid, the payment closes. Paid, the trade closed because all of it was refunded
         (Alipay sends TRADE_CLOSED after a full refund): "refunded", the refunds recorded here
@@ -430,11 +436,10 @@ class PaymentService:
         """
         status = payment.payment_status
         if status == PaymentStatus.CLOSED:
-            return "duplicate", ""
+            return "duplicate", "", payment
         if status == PaymentStatus.UNPAID:
-            return (
-                "closed" if self._move(uow, payment, PaymentStatus.CLOSED, notification) else "duplicate"
-            ), ""
+            closed = self._move(uow, payment, PaymentStatus.CLOSED, notification)
+            return ("duplicate", "", None) if closed is None else ("closed", "", closed)
         if payment.refund_reserved < payment.total_amount:
             flag = (
                 f"{payment.payment_type} says trade {payment.out_trade_no} is closed (fully refunded), but "
@@ -442,14 +447,14 @@ class PaymentService:
                 "here: was it refunded outside the shop?"
             )
             uow.payments.set_flag(payment.id, flag)
-            return "refunded", flag
-        return "refunded", ""
+            return "refunded", flag, None
+        return "refunded", "", payment
 
-    def _move(self, uow, payment: Payment, to: PaymentStatus, notification: Notification) -> bool:
-        """Move the payment as the notification says, keeping its trade number and its body."""
-        return uow.payments.move(
-            payment.id,
-            payment.payment_status,
+    def _move(self, uow, payment: Payment, to: PaymentStatus, notification: Notification) -> Payment | None:
+        """Move the payment as the notification says, keeping its trade number and its body:
+        the payment moved, or None if another transaction moved it first."""
+        return uow.payments.moved(
+            payment,
             to,
             trade_no=notification.trade_no,
             callback_time=notification.paid_at or self.clock(),
@@ -462,6 +467,17 @@ class PaymentService:
         entry = uow.notifications.add(replace(entry, accepted=True, outcome=outcome))
         uow.commit()
         return entry
+
+
+def _moves(payment: Payment | None, notification: Notification) -> bool:
+    """Whether the notification moves the payment (pays one not paid, closes one unpaid).
+    An accepted copy of it would have moved it already, so its notify_id need not be looked
+    up in the notify log: the notification that pays an order skips that read."""
+    if payment is None:
+        return False
+    if notification.status == TradeStatus.PAID:
+        return payment.payment_status not in MONEY_TAKEN
+    return notification.status == TradeStatus.CLOSED and payment.payment_status == PaymentStatus.UNPAID
 
 
 def _ours(payment: Payment | None, notification: Notification) -> Payment:

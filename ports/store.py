@@ -11,7 +11,7 @@ which is nothing but the compare-and-set.
 
 import abc
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -32,6 +32,7 @@ from ..core.model import (
     StockLock,
 )
 from ..core.outbox import CommittedEvent
+from ..core.truncation import fit
 
 
 class PaymentStore(abc.ABC):
@@ -70,31 +71,36 @@ class PaymentStore(abc.ABC):
     ) -> bool:
         """Change the status only if it is still ``from_status``; True if this call did.
 
-        The other fields change only when given (not None). ``IllegalMove`` for a move that
-        ``states.PAYMENTS`` does not hold.
+        The other fields change only when given (not None); ``callback_content`` is fitted to
+        TEXT_BYTES. ``IllegalMove`` for a move that ``states.PAYMENTS`` does not hold.
         """
         states.PAYMENTS.check(from_status, to_status, f"#{payment_id}")
         return self._move(
-            payment_id,
-            from_status,
-            to_status,
-            trade_no=trade_no,
-            callback_time=callback_time,
-            callback_content=callback_content,
+            payment_id, from_status, to_status, _given(trade_no, callback_time, callback_content)
         )
+
+    def moved(
+        self,
+        payment: Payment,
+        to_status: PaymentStatus,
+        *,
+        trade_no: str | None = None,
+        callback_time: datetime | None = None,
+        callback_content: str | None = None,
+    ) -> Payment | None:
+        """``move`` the payment as read: the payment as the move left it (no need to read it
+        back), or None if another transaction moved it first."""
+        given = _given(trade_no, callback_time, callback_content)
+        states.PAYMENTS.check(payment.payment_status, to_status, f"#{payment.id}")
+        if not self._move(payment.id, payment.payment_status, to_status, given):
+            return None
+        return replace(payment, payment_status=to_status, **given)
 
     @abc.abstractmethod
     def _move(
-        self,
-        payment_id: int,
-        from_status: PaymentStatus,
-        to_status: PaymentStatus,
-        *,
-        trade_no: str | None,
-        callback_time: datetime | None,
-        callback_content: str | None,
+        self, payment_id: int, from_status: PaymentStatus, to_status: PaymentStatus, given: dict
     ) -> bool:
-        """``move``'s compare-and-set, the move already checked."""
+        """``move``'s compare-and-set, the move already checked; ``given``: the other columns to set."""
 
     @abc.abstractmethod
     def settle_order(self, order_sn: str, payment_id: int) -> bool:
@@ -317,6 +323,16 @@ FLAG_LENGTH = 500
 #: TEXT column holds on MySQL/MariaDB, kept on every store alike; longer ones are cut and marked
 #: (``core.truncation.fit``).
 TEXT_BYTES = 65_535
+
+
+def _given(trade_no, callback_time, callback_content) -> dict:
+    """A payment move's other columns, those given (not None), its body fitted to TEXT_BYTES."""
+    given = {
+        "trade_no": trade_no,
+        "callback_time": callback_time,
+        "callback_content": fit(callback_content, TEXT_BYTES),
+    }
+    return {name: value for name, value in given.items() if value is not None}
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from ...core.model import (
     PointsKind,
     StockLock,
 )
-from ...core.truncation import fit, fit_record
+from ...core.truncation import fit_record
 from ...ports.store import (
     DETAIL_LENGTH,
     FLAG_LENGTH,
@@ -240,19 +240,9 @@ class _PaymentView(PaymentStore):
         self.uow.t.payments[stored.id] = stored
         return copy.copy(stored)
 
-    def _move(self, payment_id, from_status, to_status, *, trade_no, callback_time, callback_content):
-        given = {
-            "trade_no": trade_no,
-            "callback_time": callback_time,
-            "callback_content": fit(callback_content, TEXT_BYTES),
-        }
+    def _move(self, payment_id, from_status, to_status, given):
         return self.uow.compare_and_set(
-            "payments",
-            payment_id,
-            "payment_status",
-            from_status,
-            payment_status=to_status,
-            **{k: v for k, v in given.items() if v is not None},
+            "payments", payment_id, "payment_status", from_status, payment_status=to_status, **given
         )
 
     def _change(self, payment_id) -> Payment:

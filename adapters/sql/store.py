@@ -36,7 +36,7 @@ from ...core.model import (
     StockLock,
 )
 from ...core.money import CENT
-from ...core.truncation import fit, fit_record
+from ...core.truncation import fit_record
 from ...ports.store import (
     DETAIL_LENGTH,
     FLAG_LENGTH,
@@ -286,12 +286,7 @@ class _PaymentView(_View, PaymentStore):
             raise ValueError(f"{payment.payment_type} trade {payment.out_trade_no} belongs to another order")
         return stored
 
-    def _move(self, payment_id, from_status, to_status, *, trade_no, callback_time, callback_content):
-        given = {
-            "trade_no": trade_no,
-            "callback_time": callback_time,
-            "callback_content": fit(callback_content, TEXT_BYTES),
-        }
+    def _move(self, payment_id, from_status, to_status, given):
         return self._set_status(
             states.PAYMENTS,
             payment_info,
@@ -299,7 +294,7 @@ class _PaymentView(_View, PaymentStore):
             "payment_status",
             from_status,
             to_status,
-            **{k: v for k, v in given.items() if v is not None},
+            **given,
         )
 
     def _set(self, payment_id, *where, **values) -> bool:

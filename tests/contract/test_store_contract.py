@@ -22,7 +22,7 @@ from gmall_payment.core.model import (
     PointsKind,
     RefundStatus,
 )
-from gmall_payment.ports.store import DETAIL_LENGTH, FLAG_LENGTH, relayed
+from gmall_payment.ports.store import DETAIL_LENGTH, FLAG_LENGTH, TEXT_BYTES, relayed
 
 MEMBER = 7
 SN = "202405011230450001"
@@ -177,6 +177,23 @@ def test_payment_move_is_compare_and_set(shop):
         "trade_status=TRADE_SUCCESS",
     )
     assert not read(shop, lambda uow: uow.payments.move(payment.id, PaymentStatus.UNPAID, PaymentStatus.PAID))
+
+
+def test_moved_answers_the_payment_as_the_store_then_holds_it(shop):
+    """The notify path returns ``moved``'s payment instead of reading it back: it must be what
+    a read gives, the body fitted as stored; None once another move came first."""
+    payment = stored(shop, a_payment())
+    body = "x" * (TEXT_BYTES + 10)
+    with shop.uow() as uow:
+        moved = uow.payments.moved(
+            payment, PaymentStatus.PAID, trade_no="T9", callback_time=CREATED, callback_content=body
+        )
+        assert uow.payments.moved(payment, PaymentStatus.CLOSED) is None  # it is no longer UNPAID
+        uow.commit()
+
+    assert moved == read(shop, lambda uow: uow.payments.get(payment.id))
+    assert moved.payment_status is PaymentStatus.PAID and moved.trade_no == "T9"
+    assert len(moved.callback_content.encode()) <= TEXT_BYTES and moved.callback_content.startswith("xxx")
 
 
 def test_get_by_id_and_move_changes_only_the_fields_given(shop):

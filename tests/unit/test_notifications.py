@@ -218,15 +218,15 @@ def test_losing_the_compare_and_set_to_another_worker_is_a_duplicate(
 
     def uow_that_loses_the_race():
         uow = db.unit_of_work()
-        own_move = uow.payments.move
+        own_move = uow.payments._move  # the compare-and-set, after the move was checked
 
-        def move(payment_id, from_status, to_status, **changes):
+        def move(payment_id, from_status, to_status, given):
             with db.unit_of_work() as rival:  # another worker commits first
                 assert rival.payments.move(payment_id, from_status, to_status, trade_no="RIVAL")
                 rival.commit()
-            return own_move(payment_id, from_status, to_status, **changes)
+            return own_move(payment_id, from_status, to_status, given)
 
-        uow.payments.move = move
+        uow.payments._move = move
         return uow
 
     calls = []

@@ -81,6 +81,23 @@ def test_a_notify_id_already_accepted_is_a_duplicate(payments, payment, notify_p
     assert stored_payments()[0].payment_status == PaymentStatus.UNPAID
 
 
+def test_only_a_notification_that_moves_nothing_looks_its_notify_id_up(
+    payments, payment, notify_params, db, monkeypatch
+):
+    """The copy that pays the payment needs no notify-log read (an accepted copy would have
+    paid it already): the hot path saves a query; its copy is still found a duplicate."""
+    view = type(db.unit_of_work().notifications)
+    looked_up = []
+    accepted = view.accepted
+    monkeypatch.setattr(view, "accepted", lambda self, *key: looked_up.append(key) or accepted(self, *key))
+    params = {**notify_params(), "notify_id": "N-7"}
+
+    first = payments.handle_notification("fakepay", params)
+    assert (first.outcome, looked_up) == ("paid", [])
+    again = payments.handle_notification("fakepay", params)
+    assert (again.outcome, looked_up) == ("duplicate", [("fakepay", "N-7")])
+
+
 def test_a_rejected_notify_id_is_not_a_duplicate(payments, payment, notify_params):
     params = {**notify_params(), "notify_id": "N-5"}
     assert payments.handle_notification("fakepay", {**params, "sig": "forged"}).accepted is False

@@ -97,7 +97,7 @@ class Spy:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, key, from_status, to_status, **changes):
+    def __call__(self, key, from_status, to_status, *given, **changes):
         self.calls.append((key, from_status, to_status))
         return True
 
