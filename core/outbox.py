@@ -5,6 +5,7 @@ so an event leaves with its commit; the periodic ``sweep`` sends whatever that m
 """
 
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -56,6 +57,9 @@ class OutboxRelay:
         self.clock = clock
         self.batch = batch
         self.redeliver_after = redeliver_after
+        self._unmarked: list[int] = []  # sent, waiting for the next marking to take them
+        self._adding = threading.Lock()  # guards _unmarked
+        self._marking = threading.Lock()  # one marking at a time
 
     def flush(self, *ids: int) -> int:
         """Send unsent events (only these ``ids`` if given) until none is left or the bus
@@ -149,8 +153,23 @@ class OutboxRelay:
         return all(step in outcomes for step in self.routes[event.name])
 
     def _mark(self, ids) -> int:
-        if ids:
-            with self.uow() as uow:
-                uow.outbox.mark_sent(ids, self.clock())
-                uow.commit()
+        """Mark ``ids`` sent, in one UPDATE with those of every flush that sent events while
+        the last marking ran (a group commit: under load, one marking for many notifications
+        instead of one each); return how many. Each caller returns once its own ids are written,
+        by itself or by the marking that took them. A marking that fails leaves its events
+        unsent in the outbox: the sweep sends them again (consumers are idempotent)."""
+        if not ids:
+            return 0
+        with self._adding:
+            batch = self._unmarked
+            batch.extend(ids)
+        with self._marking:
+            with self._adding:
+                mine = batch is self._unmarked  # else the marking that just ended took it
+                if mine:
+                    self._unmarked = []
+            if mine:
+                with self.uow() as uow:
+                    uow.outbox.mark_sent(batch, self.clock())
+                    uow.commit()
         return len(ids)

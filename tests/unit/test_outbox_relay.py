@@ -1,12 +1,14 @@
 """OutboxRelay: sends what was committed, in order, and marks an event sent only once accepted."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 
 from gmall_payment.core import events
 from gmall_payment.core.events import STEPS_BY_EVENT
-from gmall_payment.core.outbox import OutboxRelay
+from gmall_payment.core.outbox import CommittedEvent, OutboxRelay
 from gmall_payment.ports.messaging import MessageBus
 from gmall_payment.ports.store import relayed
 
@@ -254,6 +256,53 @@ def test_flush_of_given_ids_sends_only_those(db, outbox_events, clock):
     assert bus.published == [added[1]]
     assert relay.flush(ids[1]) == 0  # already sent
     assert outbox_events(unsent_only=True) == [added[0], added[2]]
+
+
+def test_flushes_that_sent_while_a_marking_ran_are_marked_together_each_returning_once_marked(db, clock):
+    """A group commit of the "sent" marks: five flushes waiting on a slow marking are marked in
+    one more UPDATE, not five, and none returns before its own event is marked."""
+    written = add_events(db, [f"O{n}" for n in range(6)])
+    added = dict(zip(sorted(db.tables.outbox), written, strict=True))
+    first, *others = added
+    marking, release, marked = threading.Event(), threading.Event(), []
+
+    def unit_of_work():
+        uow = db.unit_of_work()
+        mark_sent = uow.outbox.mark_sent
+
+        def slow(ids, at):
+            marked.append(sorted(ids))
+            if len(marked) == 1:
+                marking.set()
+                release.wait(10)
+            mark_sent(ids, at)
+
+        uow.outbox.mark_sent = slow
+        return uow
+
+    relay = OutboxRelay(unit_of_work, RecordingBus(), clock=clock)
+    unmarked_on_return = []
+
+    def flush(message_id):  # as its commit hands it over (the store's lock is not in the way)
+        assert relay.flush(CommittedEvent(message_id, added[message_id])) == 1
+        unmarked_on_return.extend(m for m in [message_id] if db.tables.outbox[m][1] is None)
+
+    threads = [threading.Thread(target=flush, args=(first,))]
+    threads[0].start()
+    assert marking.wait(10)
+    threads += [threading.Thread(target=flush, args=(message_id,)) for message_id in others]
+    for thread in threads[1:]:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(relay._unmarked) < len(others) and time.monotonic() < deadline:  # all waiting
+        time.sleep(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+
+    assert marked == [[first], others]
+    assert unmarked_on_return == []
+    assert all(when is not None for when in sent_at(db))
 
 
 # redelivery: sent, but the steps never ran (the broker lost the message)
