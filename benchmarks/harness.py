@@ -145,6 +145,16 @@ class Harness:
         }
         return used | {server: sum(cpu_seconds(pid) for pid in named(server)) for server in SERVERS}
 
+    def statements(self) -> dict[str, int]:
+        """MariaDB's own counts of the statements it ran so far, by kind (server-wide: whatever
+        else uses the server counts too); ``statements_per_request`` compares two."""
+        with self.server.connect() as connection:
+            rows = connection.exec_driver_sql(
+                "SHOW GLOBAL STATUS WHERE Variable_name IN "
+                "('Com_select', 'Com_insert', 'Com_update', 'Com_delete', 'Com_commit', 'Com_rollback')"
+            )
+            return {name.removeprefix("Com_").lower(): int(value) for name, value in rows}
+
     def exited(self) -> bool:
         return any(p.poll() is not None for p in self.processes)
 
@@ -230,6 +240,14 @@ def cpu_per_request(before: dict, after: dict, result: dict) -> str:
     per = {name: seconds / max(1, result["requests"]) * 1e6 for name, seconds in used.items()}
     parts = ", ".join(f"{name} {micro:.0f}" for name, micro in per.items())
     return f"CPU µs per request       {parts}; all {sum(per.values()):.0f}"
+
+
+def statements_per_request(before: dict, after: dict, result: dict) -> str:
+    """The statements MariaDB ran per request between two ``Harness.statements`` readings: the
+    round trips a request costs (each one a send and a wake-up of the server)."""
+    per = {kind: (after[kind] - before[kind]) / max(1, result["requests"]) for kind in after}
+    parts = ", ".join(f"{kind} {count:.2f}" for kind, count in per.items() if count >= 0.005)
+    return f"MariaDB statements per request  {parts}; all {sum(per.values()):.2f}"
 
 
 def rss_kib(pid: int) -> int:

@@ -40,7 +40,16 @@ from urllib.parse import urlencode
 
 import requests
 from flask import Flask, request
-from harness import BIN, Harness, add_load_options, add_service_options, cpu_per_request, percentile, wrk
+from harness import (
+    BIN,
+    Harness,
+    add_load_options,
+    add_service_options,
+    cpu_per_request,
+    percentile,
+    statements_per_request,
+    wrk,
+)
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
@@ -311,9 +320,10 @@ class Bench(Harness):
         """Warm up on ``bodies``' warm-up file (the server connects to the database meanwhile: a
         connection opened under load costs this machine a quarter of a second), then hit ``path``."""
         self._wrk(path, bodies.with_suffix(".warm-up"), 2)
-        before = self.cpu()
+        before, counted = self.cpu(), self.statements()
         result = self._wrk(path, bodies, self.args.seconds)
         cpu_line = cpu_per_request(before, self.cpu(), result)
+        statements_line = statements_per_request(counted, self.statements(), result)
         if result["repeats"]:
             raise SystemExit(
                 f"{title}: {result['requests']} requests, more than the {self.args.notifications} notifications: "
@@ -328,6 +338,7 @@ class Bench(Harness):
         print(f"  notifications/s          {rate:8.1f}")
         print(f"  latency ms               p50 {result['p50']:6.1f}   p99 {result['p99']:6.1f}")
         print(f"  {cpu_line}")
+        print(f"  {statements_line}")
         return rate
 
     def _wrk(self, path, bodies, seconds) -> dict:
