@@ -540,6 +540,28 @@ def test_an_orders_status_is_read_alone(shop):
     assert read(shop, lambda uow: uow.orders.status("nope")) is None
 
 
+def test_an_orders_status_after_its_payment_was_read_is_what_the_transaction_sees(shop):
+    """The SQL store reads the order's status with the payment (one round trip): asked for it
+    then, it answers that one, and this transaction's own move of the order after."""
+    payment = stored(shop, a_payment(out_trade_no="T-STATUS"))
+    with shop.uow() as uow:
+        assert uow.payments.by_trade("alipay", "T-STATUS") == payment
+        assert uow.orders.status(SN) is OrderStatus.AWAITING_PAYMENT
+        assert uow.orders.move(SN, OrderStatus.AWAITING_PAYMENT, OrderStatus.CLOSED)
+        assert uow.orders.status(SN) is OrderStatus.CLOSED
+        uow.commit()
+    with shop.uow() as uow:
+        assert uow.payments.by_trade("alipay", "T-STATUS") == payment
+        assert uow.orders.status(SN) is OrderStatus.CLOSED  # another transaction's commit
+    orphan = stored(shop, a_payment(order_sn=OTHER_SN, out_trade_no="T-ORPHAN"))  # no such order
+    assert read(
+        shop, lambda uow: (uow.payments.by_trade("alipay", "T-ORPHAN"), uow.orders.status(OTHER_SN))
+    ) == (
+        orphan,
+        None,
+    )
+
+
 def test_orders_awaiting_payment_since_a_time_oldest_first(shop):
     base = datetime(2024, 5, 1, 12, 0)
     for n, minutes in enumerate((30, 10, 20, 40)):
