@@ -40,6 +40,7 @@ from .metrics import METRICS, METRICS_SETTING
 from .redis import connect
 from .redis.latch import RedisLatch
 from .redis.seckill import RedisReservationGate
+from .redis.sessions import SessionChannel
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Services:
     broker: Broker
     steps: StepRunner  # runs each step an event triggers, by its name
     heartbeat: Heartbeat | None = None  # the workers' liveness on Redis; None in process
+    sessions_ended: SessionChannel | None = None  # logouts announced on Redis; None in process
     # The settings they were read from.
     broker_settings: BrokerSettings  # Redis, the broker, the outbox's sweeps, the workers
     lifecycle_settings: LifecycleSettings  # reconciliation and order expiry
@@ -221,6 +223,7 @@ def bootstrap(
         broker=broker,
         steps=steps,
         heartbeat=heartbeat,
+        sessions_ended=_sessions_ended(config, sale_config),
         broker_settings=config,
         lifecycle_settings=lifecycle,
         seckill_settings=sale_config,
@@ -257,6 +260,16 @@ def _logged(run):
                 )
 
     return logged
+
+
+def _sessions_ended(config: BrokerSettings, sale_config: SeckillSettings) -> SessionChannel | None:
+    """Where logouts are announced to every web process (``adapters/session_cache.py``): on the
+    gate's Redis, answering as soon as it; None in process."""
+    if not config.redis_url:
+        return None
+    timeout = sale_config.redis_timeout_seconds
+    client = connect(config.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    return SessionChannel(client, f"{config.namespace}:sessions-ended")
 
 
 def _coordination(config: BrokerSettings, sale_config: SeckillSettings):

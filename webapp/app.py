@@ -7,7 +7,9 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from ..adapters.bootstrap import BUILTIN_PROVIDERS, bootstrap, provider_registry
+from ..adapters.session_cache import SessionCache
 from ..adapters.sql.engine import prepare_engine
+from ..adapters.sql.members import SessionEpochs
 from ..adapters.sql.models import db
 from ..adapters.sql.seckill import SqlSales, SqlSeckillOrders
 from ..adapters.sql.store import SqlUnitOfWork
@@ -85,7 +87,15 @@ def create_app(test_config=None) -> Flask:
     # The embedded default's in-process worker (and its outbox sweep) starts with the first
     # request, not with every CLI command; on Redis this does nothing.
     app.before_request(app.extensions["gmall"].bus.start)
-    app.wsgi_app = app.extensions["click_path"] = ClickPath(app, app.extensions["gmall"])
+    with app.app_context():
+        app.extensions["sessions"] = SessionCache(
+            SessionEpochs(db.engine.url),
+            app.extensions["gmall"].sessions_ended,
+            app.config["SESSION_CACHE_SECONDS"],
+        )
+    app.wsgi_app = app.extensions["click_path"] = ClickPath(
+        app, app.extensions["gmall"], app.extensions["sessions"]
+    )
     if app.config["SANDBOXES"]:
         _mount_sandboxes(app, policy)
     security.behind_proxies(app)  # outermost: every layer above sees the shopper's address

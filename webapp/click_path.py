@@ -5,8 +5,9 @@ Under a burst the click is nearly all the shop serves, and Flask's per-request w
 contexts, routing, hooks, request and response objects) costs more than the click's own:
 the session check and the one reservation round trip (benchmarks/seckill_burst.py gives the
 figures). This layer reads the same signed session cookie as Flask's cookie session does
-(its serializer, made once), checks its session generation against the database as
-``context.current_member`` does (one primary-key read, ``members.SessionEpochs``), refuses
+(its serializer, made once), checks its session generation against the database's as
+``context.current_member`` does (one primary-key read, ``members.SessionEpochs``, remembered
+in the process while Redis announces every logout to it: ``adapters/session_cache.py``), refuses
 a click another page made as the view does (``same_origin``), calls the same service and
 builds the same answer (``seckill.click_answer``). Everything else (browsers, which get
 pages; strangers and ended sessions, which get 401; other paths) goes on to Flask.
@@ -25,8 +26,7 @@ from werkzeug.sansio.http import parse_cookie
 
 from ..adapters.bootstrap import Services
 from ..adapters.metrics import METRICS
-from ..adapters.sql.members import SessionEpochs
-from ..adapters.sql.models import db
+from ..adapters.session_cache import SessionCache
 from ..core.seckill import Outcome
 from .context import EPOCH, MEMBER
 from .same_origin import from_this_origin
@@ -37,7 +37,7 @@ CLICK = re.compile(r"/seckill/([1-9][0-9]{0,17})\Z")
 FAILED = {"error": "internal_server_error", "message": "秒杀暂时不可用,请稍后再试"}
 #: Session cookies a process remembers having verified (about 350 bytes each), each until its
 #: max age: verifying one (HMAC, base64, tagged JSON) costs a click about what its reservation
-#: does. The session generation is still read on every click (a logout ends the session at once).
+#: does. The session generation is checked on every click (a logout ends the session at once).
 VERIFIED_COOKIES = 32_768
 
 
@@ -49,9 +49,10 @@ def prefers_json(accept: str) -> bool:
 
 class ClickPath:
     """WSGI middleware in front of the Flask app ``app``, whose sessions must be Flask's
-    signed cookies (the member is read from them as Flask would)."""
+    signed cookies (the member is read from them as Flask would); ``epochs`` gives a member's
+    current session generation."""
 
-    def __init__(self, app: Flask, services: Services):
+    def __init__(self, app: Flask, services: Services, epochs: SessionCache):
         if not isinstance(app.session_interface, SecureCookieSessionInterface):
             raise TypeError("the click's fast path reads Flask's signed-cookie sessions only")
         self.app = app
@@ -63,14 +64,15 @@ class ClickPath:
         self._verified = functools.lru_cache(maxsize=VERIFIED_COOKIES)(self._verify)
         with app.test_request_context():
             self.pay_path = url_for("seckill.pay", orderSn="")  # the order number goes last
-            self.epochs = SessionEpochs(db.engine.url)
+        self.epochs = epochs
         self.statuses = {
             code: f"{code} {HTTPStatus(code).phrase}" for code in (200, 403, 404, 409, 410, 429, 500, 503)
         }
 
     def open_connections(self, count: int) -> None:
         """Connect what ``count`` clicks at once need (the gate's Redis connections, the session
-        generations' database pool) before the first click: a burst then opens none."""
+        generations' database pool and their cache's subscription) before the first click: a
+        burst then opens none."""
         self.services.seckill.gate.open_connections(count)
         self.epochs.open(count)
 

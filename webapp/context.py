@@ -30,7 +30,14 @@ def sign_out() -> None:
     member = current_member()
     if member is not None:
         members.end_sessions(member.id)
+        sessions_ended(member.id)
     session.clear()
+
+
+def sessions_ended(member_id: int) -> None:
+    """After the member's session generation moved on (committed): the click's cache of
+    generations forgets it, in this process at once and in the others through Redis."""
+    current_app.extensions["sessions"].ended(member_id)
 
 
 def current_member():

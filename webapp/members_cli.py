@@ -4,6 +4,7 @@ import click
 from flask.cli import with_appcontext
 
 from ..adapters.sql import members as member_store
+from .context import sessions_ended
 
 
 @click.group("members")
@@ -18,7 +19,8 @@ def members():
 def set_password(username, password):
     """Give USERNAME a new password; every session they have ends (they sign in again)."""
     try:
-        member_store.set_password(username, password)
+        member = member_store.set_password(username, password)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
+    sessions_ended(member.id)
     click.echo(f"new password set for {username}; their sessions have ended")

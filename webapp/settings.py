@@ -50,6 +50,10 @@ def defaults(instance_path: str) -> dict:
         "LOG_LEVEL": "INFO",
         # /readyz waits this long for the database, Redis and the broker before answering 503.
         "READINESS_TIMEOUT_SECONDS": 1.0,
+        # The click trusts a member's session generation remembered in its process this long at
+        # most, and only while Redis announces logouts to it (adapters/session_cache.py); 0: it
+        # reads the database on every click.
+        "SESSION_CACHE_SECONDS": 30.0,
         # The flash sale's click is a GET that reserves: no cross-site sub-request (an <img>
         # on another site) may carry a member's session to it.
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -83,6 +87,7 @@ NUMBERS = {
     "NOTIFY_MAX_BYTES": True,
     "NOTIFY_REFUSED_LOG_PER_MINUTE": False,
     "READINESS_TIMEOUT_SECONDS": True,
+    "SESSION_CACHE_SECONDS": False,
     "METRICS_SCRAPE_TIMEOUT_SECONDS": True,
 }
 

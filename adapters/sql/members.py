@@ -17,7 +17,8 @@ MIN_PASSWORD = 8
 
 
 def end_sessions(member_id: int) -> None:
-    """End every session of the member (commits)."""
+    """End every session of the member (commits); the caller then tells the click's caches
+    of generations (``webapp.context.sessions_ended``)."""
     db.session.execute(
         update(Member).where(Member.id == member_id).values(session_epoch=Member.session_epoch + 1)
     )
@@ -25,8 +26,9 @@ def end_sessions(member_id: int) -> None:
 
 
 def set_password(username: str, password: str) -> Member:
-    """Give the member a new password and end their sessions (commits); ValueError, and
-    nothing changed, for an unknown member or a password too short."""
+    """Give the member a new password and end their sessions (commits; the caller then tells
+    the click's caches, as after ``end_sessions``); ValueError, and nothing changed, for an
+    unknown member or a password too short."""
     member = db.session.scalar(select(Member).where(Member.username == username))
     if member is None:
         raise ValueError(f"no member named {username}")

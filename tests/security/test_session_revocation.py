@@ -5,9 +5,9 @@ every page and both click paths compare the cookie's with it."""
 
 import pytest
 from sqlalchemy import select
-from support.forms import log_in, logged_in
+from support.forms import copied, log_in, log_out, logged_in, set_password
 from support.seckill_web import JSON, SKU, preheated
-from support.shop import csrf_token, make_app, member_orders
+from support.shop import make_app, member_orders
 
 from gmall_payment.adapters.sql.demo import SALE_UNITS
 from gmall_payment.adapters.sql.models import Member, db
@@ -15,19 +15,6 @@ from gmall_payment.adapters.sql.models import Member, db
 #: Prefers JSON but names a text type: the click's Flask view answers, not click_path.
 JSON_VIA_FLASK = {"Accept": "application/json, text/plain;q=0.5"}
 BROWSER = {"Accept": "text/html", "Sec-Fetch-Site": "same-origin"}
-
-
-def copied(app, client):
-    """Another browser holding a copy of ``client``'s session cookie."""
-    thief = app.test_client()
-    thief.set_cookie("session", client.get_cookie("session").value)
-    return thief
-
-
-def log_out(client):
-    page = client.get("/orders")
-    assert page.status_code == 200
-    assert client.post("/logout", data={"csrf_token": csrf_token(page.text)}).status_code == 302
 
 
 def assert_signed_out(app, client, order_sn):
@@ -80,12 +67,6 @@ def test_the_revocation_is_kept_in_the_database(app, tmp_path):
         assert thief.get(f"/seckill/{SKU}", headers=JSON).status_code == 401
     finally:
         other.extensions["gmall"].bus.close()
-
-
-def set_password(app, username, password, confirm=None):
-    return app.test_cli_runner().invoke(
-        args=["members", "set-password", username], input=f"{password}\n{confirm or password}\n"
-    )
 
 
 def test_a_password_change_ends_every_session_and_takes_the_new_password(app):

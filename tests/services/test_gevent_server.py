@@ -5,65 +5,25 @@ SECKILL_PAY_WAIT_SECONDS for its order. On greenlets a waiting shopper holds no 
 one worker process serves clicks while many shoppers wait.
 """
 
-import contextlib
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 import requests
+from sqlalchemy import update
+from support.forms import set_password
 from support.seckill_services import SECKILL, SKU, arrange, cookie
-from support.services import free_port, wait_until
+from support.seckill_web import JSON
+from support.services import REDIS_URL, gunicorn_gevent, wait_until
+
+from gmall_payment.adapters.sql.models import Member, db
 
 pytestmark = pytest.mark.services
 
 WAITING = 10
 PAY_WAIT_SECONDS = 2
-
-
-@contextlib.contextmanager
-def gunicorn_gevent(shop, log_path):
-    """The shop's app in one gevent worker of gunicorn; yields its base URL."""
-    port = free_port()
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-k",
-                "gevent",
-                "-w",
-                "1",
-                "--worker-connections",
-                "100",
-                "-b",
-                f"127.0.0.1:{port}",
-                "gmall_payment.webapp:create_app()",
-            ],
-            env=shop.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _answers(url) or process.poll() is not None, 60, "gunicorn did not start")
-        assert process.poll() is None, log_path.read_text()
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-def _answers(url) -> bool:
-    with contextlib.suppress(requests.ConnectionError, requests.Timeout):  # starting, or slow to
-        return requests.get(f"{url}/login", timeout=5).status_code == 200
-    return False
+NOT_ON_SALE = 9999
 
 
 def test_shoppers_waiting_for_their_orders_do_not_hold_up_the_clicks(make_shop, tmp_path):
@@ -113,3 +73,38 @@ def test_shoppers_waiting_for_their_orders_do_not_hold_up_the_clicks(make_shop, 
     assert all_took < 0.75 * WAITING * PAY_WAIT_SECONDS, (
         f"{WAITING} waits of {PAY_WAIT_SECONDS}s took {all_took:.1f}s in all"
     )
+
+
+def test_a_gevent_worker_remembers_generations_and_hears_a_password_change_at_once(
+    make_shop, tmp_path, redis_namespace
+):
+    """The worker's subscriber is a greenlet; the announcement comes from this process."""
+    shop = make_shop()
+    arrange(shop, members=1, units=1)
+    session = {"session": cookie(shop, 1)}
+
+    def click():
+        return requests.get(
+            f"{url}/seckill/{NOT_ON_SALE}", cookies=session, headers=JSON, timeout=30
+        ).status_code
+
+    with gunicorn_gevent(shop, tmp_path / "gunicorn.log") as url:
+        admin = redis.Redis.from_url(REDIS_URL)
+        try:
+            name = f"{redis_namespace}:sessions-ended"
+            wait_until(
+                lambda: any(c["name"] == name for c in admin.client_list(_type="pubsub")),
+                10,
+                "the worker did not subscribe",
+            )
+        finally:
+            admin.close()
+        assert [click() for _ in range(2)] == [404] * 2
+        with shop.app.app_context():  # moved on behind the cache's back: the worker trusts its entry
+            db.session.execute(update(Member).values(session_epoch=Member.session_epoch + 1))
+            db.session.commit()
+        assert click() == 404
+
+        assert set_password(shop.app, "s1", "a new secret").exit_code == 0  # bumps and announces
+
+        assert click() == 401

@@ -27,3 +27,23 @@ def logged_in(app, username="demo", password=None):
 
 def operator_login(client, token, **kwargs):
     return post_form(client, "/operator/login", {"token": token}, **kwargs)
+
+
+def copied(app, client):
+    """Another browser holding a copy of ``client``'s session cookie."""
+    thief = app.test_client()
+    thief.set_cookie("session", client.get_cookie("session").value)
+    return thief
+
+
+def log_out(client):
+    page = client.get("/orders")
+    assert page.status_code == 200
+    assert client.post("/logout", data={"csrf_token": csrf_token(page.text)}).status_code == 302
+
+
+def set_password(app, username, password, confirm=None):
+    """``gmall-payment members set-password`` (the password typed twice); its result."""
+    return app.test_cli_runner().invoke(
+        args=["members", "set-password", username], input=f"{password}\n{confirm or password}\n"
+    )

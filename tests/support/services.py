@@ -146,6 +146,52 @@ def wait_until(predicate, timeout, message):
         time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def gunicorn_gevent(shop, log_path):
+    """The shop's app in one gevent worker of gunicorn (docs/deployment.md); yields its base URL."""
+    port = free_port()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:gmall_payment.webapp.gunicorn_conf",
+                "-k",
+                "gevent",
+                "-w",
+                "1",
+                "--worker-connections",
+                "100",
+                "-b",
+                f"127.0.0.1:{port}",
+                "gmall_payment.webapp:create_app()",
+            ],
+            env=shop.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _answers(url) or process.poll() is not None, 60, "gunicorn did not start")
+        assert process.poll() is None, log_path.read_text()
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def _answers(url) -> bool:
+    with contextlib.suppress(requests.ConnectionError, requests.Timeout):  # starting, or slow to
+        return requests.get(f"{url}/login", timeout=5).status_code == 200
+    return False
+
+
 class WorkerProcess:
     """``dramatiq gmall_payment.webapp.worker`` in a session of its own, logging to a file; on a
     ``host`` of tests/support/hosts.py, inside it."""
@@ -261,6 +307,7 @@ class Shop:
         for worker in self.workers:
             worker.stop()
         self.server.shutdown()
+        self.app.extensions["sessions"].close()
         self._thread.join(10)
         with self.app.app_context():
             db.session.remove()
