@@ -143,7 +143,7 @@ def bootstrap(
     order_expiry = OrderExpiry(
         uow, closing, reconciliation, payments, providers, timeout=pay_timeout, batch=lifecycle.expiry_batch
     )
-    gate, latch = _coordination(config, sale_config)
+    gate, latch, sessions_ended = _coordination(config, sale_config)
     seckill_expiry = DramatiqExpiry()
     sale = seckill.SeckillService(
         gate,
@@ -223,7 +223,7 @@ def bootstrap(
         broker=broker,
         steps=steps,
         heartbeat=heartbeat,
-        sessions_ended=_sessions_ended(config, sale_config),
+        sessions_ended=sessions_ended,
         broker_settings=config,
         lifecycle_settings=lifecycle,
         seckill_settings=sale_config,
@@ -262,20 +262,12 @@ def _logged(run):
     return logged
 
 
-def _sessions_ended(config: BrokerSettings, sale_config: SeckillSettings) -> SessionChannel | None:
-    """Where logouts are announced to every web process (``adapters/session_cache.py``): on the
-    gate's Redis, answering as soon as it; None in process."""
-    if not config.redis_url:
-        return None
-    timeout = sale_config.redis_timeout_seconds
-    client = connect(config.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout)
-    return SessionChannel(client, f"{config.namespace}:sessions-ended")
-
-
 def _coordination(config: BrokerSettings, sale_config: SeckillSettings):
-    """The flash sale's gate and latch: on Redis under the namespace, else in process."""
+    """The flash sale's gate and latch, and the channel ended sessions are announced on to every
+    web process (``adapters/session_cache.py``, on the gate's client: it answers as soon as the
+    gate): on Redis under the namespace, else in process (no channel)."""
     if not config.redis_url:
-        return InProcessReservationGate(limits=sale_config.click_limits), InProcessLatch()
+        return InProcessReservationGate(limits=sale_config.click_limits), InProcessLatch(), None
     # Each call on the request path answers within SECKILL_REDIS_TIMEOUT_SECONDS, or fails; a
     # waiter blocks on its connection for up to pay_wait_seconds: its read timeout outlasts that.
     timeout = sale_config.redis_timeout_seconds
@@ -289,4 +281,5 @@ def _coordination(config: BrokerSettings, sale_config: SeckillSettings):
     return (
         RedisReservationGate(client, prefix, sale_config.click_limits, timeout),
         RedisLatch(waiter, prefix),
+        SessionChannel(client, f"{prefix}sessions-ended"),
     )

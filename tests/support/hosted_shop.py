@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -21,7 +20,7 @@ from gmall_payment.webapp import create_app
 from support.shop import copy_test_keys
 
 from .mariadb import PrivateMariaDB
-from .services import FAST, OPERATOR_TOKEN, PrivateRedis, WorkerProcess, wait_until
+from .services import FAST, OPERATOR_TOKEN, PrivateRedis, WorkerProcess, gunicorn_command, wait_until
 
 WEB_PORT = 8000
 #: The shop has MariaDB end a session idle this long in a write transaction (a host gone with
@@ -147,22 +146,7 @@ class HostedShop:
         self.balancer.wait_serving(self.url)
 
     def _gunicorn(self, host) -> HostProcess:
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "python:gmall_payment.webapp.gunicorn_conf",
-            "-k",
-            "gevent",
-            "-w",
-            "1",
-            "--worker-connections",
-            "200",
-            "-b",
-            f"{host.address}:{WEB_PORT}",
-            "gmall_payment.webapp:create_app()",
-        ]
+        command = gunicorn_command(f"{host.address}:{WEB_PORT}", 200)
         return HostProcess(host, command, self.env(), self.directory / f"{host.name}.log")
 
     def _haproxy(self) -> HostProcess:

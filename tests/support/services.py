@@ -146,28 +146,23 @@ def wait_until(predicate, timeout, message):
         time.sleep(0.1)
 
 
+def gunicorn_command(bind: str, connections: int) -> list[str]:
+    """gunicorn serving the shop as docs/deployment.md deploys it (its config, gevent), in one
+    worker of ``connections`` on ``bind``."""
+    return [
+        *(sys.executable, "-m", "gunicorn", "-c", "python:gmall_payment.webapp.gunicorn_conf"),
+        *("-k", "gevent", "-w", "1", "--worker-connections", str(connections), "-b", bind),
+        "gmall_payment.webapp:create_app()",
+    ]
+
+
 @contextlib.contextmanager
 def gunicorn_gevent(shop, log_path):
     """The shop's app in one gevent worker of gunicorn (docs/deployment.md); yields its base URL."""
     port = free_port()
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "python:gmall_payment.webapp.gunicorn_conf",
-                "-k",
-                "gevent",
-                "-w",
-                "1",
-                "--worker-connections",
-                "100",
-                "-b",
-                f"127.0.0.1:{port}",
-                "gmall_payment.webapp:create_app()",
-            ],
+            gunicorn_command(f"127.0.0.1:{port}", 100),
             env=shop.env(),
             stdout=log,
             stderr=subprocess.STDOUT,
