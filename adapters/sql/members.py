@@ -3,8 +3,13 @@
 A member's ``session_epoch`` is the generation of their sessions: a session cookie carries
 the generation it was signed in under, and counts only while it is the member's current one.
 Logging out and a password change move it on, which ends every session signed in before —
-copies of the cookie included — in every process, whatever happens to Redis.
+copies of the cookie included — in every process, whatever happens to Redis; and say when
+(``session_ended_time``): a cookie of an older generation outlives that by a cookie's lifetime
+at most, so the click need only know the members whose sessions ended since
+(``SessionEpochs.ended_since``).
 """
+
+from datetime import datetime
 
 from sqlalchemy import bindparam, create_engine, select, update
 from werkzeug.security import generate_password_hash
@@ -20,7 +25,9 @@ def end_sessions(member_id: int) -> None:
     """End every session of the member (commits); the caller then tells the click's caches
     of generations (``webapp.context.sessions_ended``)."""
     db.session.execute(
-        update(Member).where(Member.id == member_id).values(session_epoch=Member.session_epoch + 1)
+        update(Member)
+        .where(Member.id == member_id)
+        .values(session_epoch=Member.session_epoch + 1, session_ended_time=datetime.now())
     )
     db.session.commit()
 
@@ -36,6 +43,7 @@ def set_password(username: str, password: str) -> Member:
         raise ValueError(f"a password has at least {MIN_PASSWORD} characters")
     member.password_hash = generate_password_hash(password)
     member.session_epoch = Member.session_epoch + 1
+    member.session_ended_time = datetime.now()
     db.session.commit()
     return member
 
@@ -49,6 +57,7 @@ class SessionEpochs:
     is then made once more on a new connection."""
 
     QUERY = select(Member.session_epoch).where(Member.id == bindparam("member_id"))
+    ENDED = select(Member.id, Member.session_epoch).where(Member.session_ended_time >= bindparam("since"))
 
     def __init__(self, url):
         self.engine = create_engine(url, **lookup_options(url))
@@ -74,6 +83,12 @@ class SessionEpochs:
         finally:
             connection.close()  # back to the pool (an invalidated one is dropped)
         return None if row is None else row[0]
+
+    def ended_since(self, since: datetime) -> dict[int, int]:
+        """The generation of each member whose sessions ended at ``since`` or later (an
+        indexed read of those members only)."""
+        with self.engine.connect() as connection:
+            return dict(connection.execute(self.ENDED, {"since": since}).all())
 
     def open(self, count: int) -> None:
         """Connect now up to ``count`` of the pool's connections (no more than it keeps), so that

@@ -181,6 +181,7 @@ class StockLock(db.Model):
 
 class Member(db.Model):
     __tablename__ = "ums_member"
+    __table_args__ = (Index("ix_member_sessions_ended", "session_ended_time"),)
 
     id = db.Column(Id, primary_key=True, autoincrement=True)
     username = db.Column(String(64), nullable=False, unique=True)
@@ -195,6 +196,7 @@ class Member(db.Model):
         server_default="0",
         comment="the session generation: sessions signed in under an older one are over",
     )
+    session_ended_time = db.Column(Timestamp, comment="when its sessions last ended (session_epoch moved on)")
 
 
 class PointsLedger(db.Model):

@@ -179,3 +179,33 @@ def test_expiry_and_the_tick_read_what_is_due(shop):
             assert len(SqlSeckillOrders().unreturned(100)) == 3
 
         assert whole_table_scans(db.engine, due) == []
+
+
+def test_the_click_loads_only_the_members_whose_sessions_ended_lately(shop):
+    """What each web process loads of the ended sessions (adapters/session_cache.py) reads those
+    members, not every member who ever logged out."""
+    now = datetime.now()
+    with shop.app_context():
+        db.session.execute(
+            insert(Member),
+            [
+                {
+                    "username": f"h{n}",
+                    "password_hash": "x",
+                    "integration": 0,
+                    "growth": 0,
+                    "session_epoch": 1,
+                    "session_ended_time": now if n % 100 == 0 else now - timedelta(days=60 + n % 300),
+                }
+                for n in range(HISTORY)
+            ],
+        )
+        db.session.commit()
+        db.session.execute(text("ANALYZE TABLE ums_member"))
+    epochs, found = shop.extensions["sessions"].read, {}
+
+    def load():
+        found.update(epochs.ended_since(now - timedelta(days=31)))
+
+    assert whole_table_scans(epochs.engine, load) == []
+    assert len(found) == HISTORY // 100

@@ -43,11 +43,11 @@ def test_init_db_on_an_empty_database_runs_every_revision_then_seed_demo_works(t
 
     assert result.exit_code == 0, result.output
     assert ": empty\n  upgraded to 0001: Baseline" in result.output
-    assert "upgraded to 0009" in result.output and "database ready" in result.output
+    assert "upgraded to 0010" in result.output and "database ready" in result.output
     assert runner.invoke(args=["seed-demo"]).exit_code == 0
-    assert runner.invoke(args=["db", "current"]).stdout == "0009 (head)\n"
+    assert runner.invoke(args=["db", "current"]).stdout == "0010 (head)\n"
     again = runner.invoke(args=["init-db"])
-    assert again.exit_code == 0 and ": at revision 0009\ndatabase ready" in again.output
+    assert again.exit_code == 0 and ": at revision 0010\ndatabase ready" in again.output
 
 
 def test_init_db_stamps_a_database_an_older_init_db_made(tmp_path):
@@ -60,7 +60,7 @@ def test_init_db_stamps_a_database_an_older_init_db_made(tmp_path):
     result = runner.invoke(args=["init-db"])
 
     assert result.exit_code == 0, result.output
-    assert ": unversioned, the tables of revision 0009\ndatabase ready" in result.output
+    assert ": unversioned, the tables of revision 0010\ndatabase ready" in result.output
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Member)) == 2
 
@@ -86,7 +86,8 @@ def test_db_history_lists_the_revisions(tmp_path, logging_restored):
 
     assert result.exit_code == 0
     assert [line.split(",")[0] for line in result.stdout.splitlines()] == [
-        "0008 -> 0009 (head)",
+        "0009 -> 0010 (head)",
+        "0008 -> 0009",
         "0007 -> 0008",
         "0006 -> 0007",
         "0005 -> 0006",

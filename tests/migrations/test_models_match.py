@@ -77,4 +77,6 @@ def test_the_comparison_sees_server_defaults(engine):
             ("add_index", "payment_bill_run", "ix_bill_run_day"),
             ("add_column", "sms_seckill_sale", "sold"),
             ("add_column", "sms_seckill_sale", "gate_generation"),
+            ("add_column", "ums_member", "session_ended_time"),
+            ("add_index", "ums_member", "ix_member_sessions_ended"),
         }

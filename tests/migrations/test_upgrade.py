@@ -10,9 +10,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, Table, insert, inspect, select, text
 
 from gmall_payment.adapters.sql import schema
-from gmall_payment.adapters.sql.models import OutboxEvent, PaymentInfo, PaymentNotification, db
+from gmall_payment.adapters.sql.models import Member, OutboxEvent, PaymentInfo, PaymentNotification, db
 
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"]  # oldest first
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"]  # oldest first
 HEAD = REVISIONS[-1]
 LATER_INDEXES = {
     "ix_payment_flag",
@@ -329,16 +329,17 @@ def test_on_mariadb_columns_are_added_instantly_and_indexes_without_a_lock(engin
     adds = [s for s in changes if "ADD COLUMN" in s]
     defaults = [s for s in changes if "DEFAULT" in s and "ADD COLUMN" not in s]
     indexes = [s for s in changes if s.startswith("CREATE INDEX")]
-    assert len(adds) == 13 and len(defaults) == 4 and len(indexes) >= 3, changes
+    assert len(adds) == 14 and len(defaults) == 4 and len(indexes) >= 3, changes
     assert all(s.endswith("ALGORITHM=INSTANT") for s in adds + defaults), changes
     assert all(s.endswith("ALGORITHM=INPLACE LOCK=NONE") for s in indexes), changes
 
 
 def test_a_database_an_init_db_without_revisions_made_is_stamped_at_its_time_and_upgraded(engine):
     """Made by create_all before revisions existed (the models of 0003: no session generation,
-    no index of 0005, no payment_type code, no kept headers, no bill runs, no count of units sold),
-    with a member in it: stamped 0003, then 0004 adds the column, the member kept at generation 0,
-    0005 its indexes, 0006 and 0007 their columns, 0008 its table, 0009 its columns."""
+    no index of 0005, no payment_type code, no kept headers, no bill runs, no count of units sold,
+    no time of the sessions' end), with a member in it: stamped 0003, then 0004 adds the column,
+    the member kept at generation 0, 0005 its indexes, 0006 and 0007 their columns, 0008 its
+    table, 0009 and 0010 their columns."""
     with engine.begin() as connection:
         era = MetaData()
         for table in db.metadata.tables.values():
@@ -352,7 +353,7 @@ def test_a_database_an_init_db_without_revisions_made_is_stamped_at_its_time_and
         Table(
             "ums_member",
             era,
-            *[column.copy() for column in members.columns if column.name != "session_epoch"],
+            *[c.copy() for c in members.columns if c.name not in ("session_epoch", "session_ended_time")],
         )
         era.create_all(connection)
         for table, column in (
@@ -373,9 +374,9 @@ def test_a_database_an_init_db_without_revisions_made_is_stamped_at_its_time_and
     assert [step.split(":")[0] for step in result.applied] == REVISIONS[3:]
     assert revision_of(engine) == HEAD
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT username, session_epoch FROM ums_member")).all() == [
-            ("old", 0)
-        ]
+        assert connection.execute(
+            text("SELECT username, session_epoch, session_ended_time FROM ums_member")
+        ).all() == [("old", 0, None)]
 
 
 def test_0006_fills_the_seed_s_payment_type_code_from_the_provider_s_name(engine):
@@ -432,10 +433,37 @@ def test_0009_counts_the_units_each_sale_s_orders_hold(engine):
                 )
             )
 
-    assert [step.split(":")[0] for step in upgrade(engine).applied] == [HEAD]
+    assert [step.split(":")[0] for step in upgrade(engine).applied] == REVISIONS[8:]
 
     assert_matches_the_models(engine)
     with engine.connect() as connection:
         assert connection.execute(
             text("SELECT id, sold, gate_generation FROM sms_seckill_sale ORDER BY id")
         ).all() == [(1, 2, 0), (2, 1, 0)]
+
+
+def test_0010_counts_the_members_whose_sessions_ended_before_as_ended_at_the_upgrade(engine):
+    """Their cookies of an older generation may still be within their lifetime: the click must
+    know them; a member whose sessions never ended gets no time."""
+    with engine.begin() as connection:
+        command.upgrade(schema.config(connection), "0009")
+        for member_id, epoch in ((1, 0), (2, 3)):
+            connection.execute(
+                text(
+                    "INSERT INTO ums_member (id, username, password_hash, integration, growth, session_epoch) "
+                    f"VALUES ({member_id}, 'm{member_id}', 'x', 0, 0, {epoch})"
+                )
+            )
+    before = datetime.now().replace(microsecond=0)
+
+    assert [step.split(":")[0] for step in upgrade(engine).applied] == [HEAD]
+
+    assert_matches_the_models(engine)
+    with engine.connect() as connection:
+        members = Member.__table__.c
+        ended = dict(connection.execute(select(members.id, members.session_ended_time)).all())
+    assert ended[1] is None
+    assert before <= ended[2] <= datetime.now() + timedelta(seconds=1)
+    with engine.begin() as connection:
+        command.downgrade(schema.config(connection), "0009")
+        assert "session_ended_time" not in {c["name"] for c in inspect(connection).get_columns("ums_member")}
