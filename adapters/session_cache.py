@@ -1,83 +1,102 @@
-"""The members' session generations as the click reads them, remembered in the process while
-Redis announces every ended session to it (``adapters/redis/sessions.py``).
+"""Whose sessions ended lately, as the click needs to know it: loaded from the database and kept
+up to date by Redis, which announces every ended session to each web process
+(``adapters/redis/sessions.py``).
 
-The database holds the truth (``members.SessionEpochs``); this cache only saves reading it
-for a member's next clicks. An entry is trusted only
+The database holds the truth (``members.SessionEpochs``). A session cookie of an older
+generation than its member's can exist only if the member's sessions ended within a cookie's
+lifetime (``cookie_age``): each process keeps those members (with their generation) and trusts
+anyone else's cookie without a read, so even a member's first click reads nothing (members are
+never deleted: a signed cookie names one that exists). The members kept are trusted only
 
 - while the process's subscription to the ended sessions is known to be alive (subscribed,
-  and heard from within ``SILENT_SECONDS``): otherwise the cache is emptied and every click
-  reads the database until it is subscribed again;
+  and heard from within ``SILENT_SECONDS``): otherwise every click reads the database until it
+  is subscribed and has loaded them again;
 - after the messages already delivered to the subscription were applied (a read that does
   not wait: a logout answers only after Redis took its message, so a copied cookie's click
   sent after that finds the message there);
-- for at most SESSION_CACHE_SECONDS, which also bounds what a lost message costs (the
+- while loaded from the database within SESSION_CACHE_SECONDS (and ``SILENT_SECONDS`` to do
+  it): the subscriber loads them again that often, which bounds what a lost message costs (the
   logout could not publish: it logs a warning naming the member).
 
-A subscriber (a daemon thread; a greenlet where gevent patched threads) pings the subscription
-every ``PING_SECONDS``, applies its messages between clicks, and subscribes again after an
-error. Without a channel (no Redis: ``members set-password`` runs in a process of its own,
-which no one would hear) or with SESSION_CACHE_SECONDS 0 nothing is cached.
+A member announced is kept as "ended, generation unknown" until a click reads it. A subscriber
+(a daemon thread; a greenlet where gevent patched threads) subscribes, then loads, pings the
+subscription every ``PING_SECONDS``, applies its messages between clicks, and subscribes again
+after an error. Without a channel (no Redis: ``members set-password`` runs in a process of its
+own, which no one would hear) or with SESSION_CACHE_SECONDS 0, every click reads the database.
 """
 
 import logging
 import threading
 import time
+from datetime import datetime, timedelta
 
 log = logging.getLogger(__name__)
 
 #: How often the subscriber asks Redis for a sign of life, and applies what was delivered.
 PING_SECONDS = 1.0
-#: A subscription unheard from for this long (no answer to its pings) counts as lost.
+#: A subscription unheard from for this long (no answer to its pings) counts as lost; a load
+#: this much overdue counts as failed.
 SILENT_SECONDS = 3.0
 #: How long the subscriber waits before subscribing again after an error.
 RETRY_SECONDS = 1.0
-#: The most members remembered; past it the oldest entry goes (about 150 bytes each).
-ENTRIES = 100_000
+#: The most members kept (about 100 bytes each): with more sessions ended within a cookie's
+#: lifetime, nothing is trusted and every click reads the database (a warning says so).
+ENTRIES = 200_000
+#: Members whose sessions ended this much before a cookie's lifetime are loaded too: the
+#: clocks of the hosts that wrote the times may be behind this one's.
+CLOCK_SKEW = timedelta(minutes=5)
+#: Not a generation: a member announced, to be read.
+UNKNOWN = None
 
 
 class SessionCache:
-    """``read(member_id)`` (a ``members.SessionEpochs``: the database's generation, None for no
-    such member), remembered for ``max_age`` seconds while ``channel`` (a ``SessionChannel``, or
-    None) is listened to."""
+    """Whether a member's session generation is current, for cookies up to ``cookie_age``
+    seconds old: ``read(member_id)`` (a ``members.SessionEpochs``) gives one member's, and
+    ``read.ended_since(when)`` those of the members whose sessions ended since, loaded every
+    ``max_age`` seconds while ``channel`` (a ``SessionChannel``, or None) is listened to."""
 
-    def __init__(self, read, channel, max_age: float, clock=time.monotonic):
-        self.read, self.channel, self.max_age, self.clock = read, channel, max_age, clock
+    def __init__(
+        self, read, channel, max_age: float, cookie_age: float, clock=time.monotonic, now=datetime.now
+    ):
+        self.read, self.channel, self.max_age, self.clock, self.now = read, channel, max_age, clock, now
+        self.window = timedelta(seconds=cookie_age) + timedelta(seconds=max_age) + CLOCK_SKEW
         self.enabled = channel is not None and max_age > 0
         self.lock = threading.Lock()
-        self.entries: dict[int, tuple[int | None, float]] = {}  # member -> (generation, until), oldest first
+        self.recent: dict[int, int | None] = {}  # member -> generation (UNKNOWN: announced)
+        self.announced: set[int] | None = None  # members announced while a load runs
         self.subscription = None  # the live subscription, else None: nothing is trusted
         self.heard = 0.0  # when the subscription last gave a sign of life
-        self.changes = 0  # entries dropped so far: a read made across a drop is not kept
+        self.loaded = None  # when the load now trusted began (clock), else None: nothing is trusted
+        self.changes = 0  # members announced so far: a read made across one is not kept
         self.stopped = threading.Event()
         self.subscriber = None
 
-    def __call__(self, member_id: int) -> int | None:
-        """The member's current session generation."""
-        if not self.enabled:
-            return self.read(member_id)
+    def current(self, member_id: int, generation) -> bool:
+        """Whether ``generation`` (a cookie's) is the member's current one."""
+        if not self.enabled or not isinstance(generation, int):
+            return _same(self.read(member_id), generation)
         self.start()
         with self.lock:
             self._apply()
-            healthy = self.subscription is not None
-            entry = self.entries.get(member_id) if healthy else None
-            changes, now = self.changes, self.clock()
-        if entry is not None and now < entry[1]:
-            return entry[0]
-        generation = self.read(member_id)
-        if healthy:
+            trusted = self._trusted()
+            if trusted and member_id not in self.recent:
+                return True  # no session of theirs ended within a cookie's lifetime
+            known = self.recent.get(member_id) if trusted else UNKNOWN
+            changes = self.changes
+        if known is not UNKNOWN:
+            return known == generation
+        read = self.read(member_id)
+        if trusted and read is not None:
             with self.lock:
-                if self.changes == changes and self.subscription is not None:
-                    self.entries.pop(member_id, None)  # to the end: the entries stay oldest first
-                    self.entries[member_id] = (generation, now + self.max_age)
-                    if len(self.entries) > ENTRIES:
-                        del self.entries[next(iter(self.entries))]
-        return generation
+                if self.changes == changes and self._trusted():
+                    self.recent[member_id] = read
+        return _same(read, generation)
 
     def ended(self, member_id: int) -> None:
-        """The member's sessions ended (call after the database's change committed): forget the
-        generation here at once, then tell every other process."""
+        """The member's sessions ended (call after the database's change committed): known here
+        at once, then told to every other process."""
         with self.lock:
-            self._drop(member_id)
+            self._announce(member_id)
         if self.channel is None:
             return
         try:
@@ -92,10 +111,10 @@ class SessionCache:
 
     @property
     def healthy(self) -> bool:
-        """Whether entries are trusted now (subscribed)."""
+        """Whether the members kept are trusted now (subscribed and loaded)."""
         with self.lock:
             self._apply()
-            return self.subscription is not None
+            return self._trusted()
 
     def open(self, count: int) -> None:
         """Connect the reads for ``count`` clicks at once, and start subscribing: a burst then
@@ -133,6 +152,7 @@ class SessionCache:
                 continue
             with self.lock:
                 self.subscription, self.heard = subscription, self.clock()
+            self._load(subscription)
             while not self.stopped.wait(PING_SECONDS):
                 with self.lock:
                     if self.subscription is not subscription:
@@ -145,27 +165,65 @@ class SessionCache:
                             subscription.ping()
                         except Exception as error:
                             self._lost(error)
+                    due = self.subscription is not None and (
+                        self.loaded is None or self.clock() - self.loaded >= self.max_age
+                    )
+                if due:
+                    self._load(subscription)
         with self.lock:
             self._lost()
 
+    def _load(self, subscription):
+        """Load the members whose sessions ended within a cookie's lifetime, subscribed already
+        (an end committed before the load is in it; one after, announced)."""
+        with self.lock:
+            self.announced, began = set(), self.clock()
+        try:
+            loaded = self.read.ended_since(self.now() - self.window)
+        except Exception as error:
+            loaded = error
+        with self.lock:
+            announced, self.announced = self.announced, None
+            if self.subscription is not subscription:
+                return
+            if isinstance(loaded, Exception) or len(loaded) > ENTRIES:
+                log.warning(
+                    "session cache: cannot load the ended sessions (%s); the click reads the database",
+                    loaded if isinstance(loaded, Exception) else f"{len(loaded)} members, over {ENTRIES}",
+                )
+                self.loaded, self.recent = None, {}
+                return
+            loaded.update(dict.fromkeys(announced, UNKNOWN))
+            self.loaded, self.recent = began, loaded
+
+    def _trusted(self) -> bool:
+        """Subscribed, and loaded lately enough (the lock held)."""
+        return (
+            self.subscription is not None
+            and self.loaded is not None
+            and self.clock() - self.loaded < self.max_age + SILENT_SECONDS
+        )
+
     def _apply(self):
-        """Drop the entries of the members named in the messages already delivered (the lock held)."""
+        """Note the members named in the messages already delivered (the lock held)."""
         if self.subscription is None:
             return
         try:
             for member_id in self.subscription.received():
                 self.heard = self.clock()
                 if member_id is not None:
-                    self._drop(member_id)
+                    self._announce(member_id)
         except Exception as error:
             self._lost(error)
 
-    def _drop(self, member_id):
-        self.entries.pop(member_id, None)
+    def _announce(self, member_id):
+        self.recent[member_id] = UNKNOWN
+        if self.announced is not None:
+            self.announced.add(member_id)
         self.changes += 1
 
     def _lost(self, why=None):
-        """Trust nothing until subscribed again (the lock held)."""
+        """Trust nothing until subscribed and loaded again (the lock held)."""
         if self.subscription is None:
             return
         if why is not None:
@@ -174,5 +232,11 @@ class SessionCache:
             )
         self.subscription.close()
         self.subscription = None
-        self.entries.clear()
+        self.loaded = None
+        self.recent = {}
         self.changes += 1
+
+
+def _same(read, generation) -> bool:
+    """Whether the generation read (None: no such member) is the cookie's."""
+    return read is not None and read == generation

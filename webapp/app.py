@@ -92,6 +92,7 @@ def create_app(test_config=None) -> Flask:
             SessionEpochs(db.engine.url),
             app.extensions["gmall"].sessions_ended,
             app.config["SESSION_CACHE_SECONDS"],
+            app.permanent_session_lifetime.total_seconds(),
         )
     app.wsgi_app = app.extensions["click_path"] = ClickPath(
         app, app.extensions["gmall"], app.extensions["sessions"]

@@ -6,8 +6,8 @@ contexts, routing, hooks, request and response objects) costs more than the clic
 the session check and the one reservation round trip (benchmarks/seckill_burst.py gives the
 figures). This layer reads the same signed session cookie as Flask's cookie session does
 (its serializer, made once), checks its session generation against the database's as
-``context.current_member`` does (one primary-key read, ``members.SessionEpochs``, remembered
-in the process while Redis announces every logout to it: ``adapters/session_cache.py``), refuses
+``context.current_member`` does (``adapters/session_cache.py``: read only for the members whose
+sessions ended within a cookie's lifetime, which each process loads and Redis announces), refuses
 a click another page made as the view does (``same_origin``), calls the same service and
 builds the same answer (``seckill.click_answer``). Everything else (browsers, which get
 pages; strangers and ended sessions, which get 401; other paths) goes on to Flask.
@@ -49,8 +49,8 @@ def prefers_json(accept: str) -> bool:
 
 class ClickPath:
     """WSGI middleware in front of the Flask app ``app``, whose sessions must be Flask's
-    signed cookies (the member is read from them as Flask would); ``epochs`` gives a member's
-    current session generation."""
+    signed cookies (the member is read from them as Flask would); ``epochs`` says whether a
+    cookie's session generation is its member's current one."""
 
     def __init__(self, app: Flask, services: Services, epochs: SessionCache):
         if not isinstance(app.session_interface, SecureCookieSessionInterface):
@@ -94,7 +94,7 @@ class ClickPath:
             ("X-Content-Type-Options", "nosniff"),
         ]
         try:
-            ended = self.epochs(member_id) != epoch
+            ended = not self.epochs.current(member_id, epoch)
             if not ended:
                 status, answer = self._click(environ, member_id, int(match[1]), headers)
         except Exception:

@@ -1,11 +1,14 @@
-"""The click's cache of session generations (adapters/session_cache.py): a member's next
-clicks read nothing from the database, and yet a logout or a password change ends every copy
-of the session at once, in every process: Redis announces it, and a process that cannot hear
-Redis trusts no entry. Two shops on one database and one Redis namespace stand for two web
+"""The click's knowledge of ended sessions (adapters/session_cache.py): a member whose sessions
+did not end within a cookie's lifetime clicks without a read of the database, not even the
+first click, and yet a logout or a password change ends every copy of the session at once, in
+every process: Redis announces it, each process loads the ended sessions from the database when
+it subscribes and every SESSION_CACHE_SECONDS, and a process that cannot hear Redis or load
+them trusts nothing. Two shops on one database and one Redis namespace stand for two web
 processes (each its own cache and subscription)."""
 
 import logging
 import os
+import threading
 import time
 import uuid
 
@@ -60,29 +63,66 @@ def cache(app):
 
 
 def subscribed(app):
-    """``app``'s cache, once subscribed (its entries trusted)."""
+    """``app``'s cache, once subscribed and loaded (trusted)."""
     cache(app).start()
     wait_until(lambda: cache(app).healthy, 10, "the session cache did not subscribe")
     return cache(app)
 
 
-def counted_reads(app) -> list:
+@pytest.fixture
+def quick(monkeypatch):
+    """The subscriber pings and checks its load ten times a second."""
+    monkeypatch.setattr(session_cache, "PING_SECONDS", 0.1)
+    monkeypatch.setattr(session_cache, "SILENT_SECONDS", 0.5)
+
+
+class Reads(list):
+    """The member of each generation ``read`` makes from now on (``then(member)`` after each);
+    its loads of the ended sessions go on as they were."""
+
+    def __init__(self, read, then=None):
+        super().__init__()
+        self.read, self.then = read, then
+
+    def __call__(self, member_id):
+        self.append(member_id)
+        generation = self.read(member_id)
+        if self.then is not None:
+            self.then(member_id)
+        return generation
+
+    def __getattr__(self, name):
+        return getattr(self.read, name)
+
+
+def counted_reads(app, then=None) -> Reads:
     """The member of each read of the database ``app``'s click makes from now on."""
-    reads, read = [], cache(app).read
-    cache(app).read = lambda member_id: reads.append(member_id) or read(member_id)
-    return reads
+    cache(app).read = Reads(cache(app).read, then)
+    return cache(app).read
 
 
 def click(client) -> int:
     return client.get(f"/seckill/{NOT_ON_SALE}", headers=JSON).status_code
 
 
-def test_a_members_next_clicks_read_no_generation(shops):
+def test_a_member_whose_sessions_did_not_end_clicks_without_a_read(shops):
     shop = shops()
     subscribed(shop)
     demo, reads = logged_in(shop), counted_reads(shop)
     assert [click(demo) for _ in range(3)] == [404] * 3
-    assert len(reads) == 1
+    assert reads == []  # the first click too
+
+
+def test_sessions_ended_before_the_process_subscribed_are_loaded(shops):
+    here, there = shops(), shops()
+    demo = logged_in(here)
+    thief = copied(there, demo)
+    log_out(demo)  # announced while no one there listens
+    subscribed(there)
+    reads = counted_reads(there)
+    assert click(thief) == 401
+    assert reads == []  # known from the load: the member and their generation
+    assert click(logged_in(there)) == 404 and reads == []  # the new session is current
 
 
 def test_a_logout_in_the_process_ends_the_copy_at_once(shops):
@@ -100,11 +140,13 @@ def test_a_logout_on_another_host_ends_the_copy_there_at_once(shops):
     subscribed(there)
     demo = logged_in(here)
     thief, reads = copied(there, demo), counted_reads(there)
-    assert [click(thief) for _ in range(2)] == [404] * 2 and len(reads) == 1
+    assert [click(thief) for _ in range(2)] == [404] * 2 and reads == []
 
     log_out(demo)  # answered once Redis took the announcement: no waiting here
 
-    assert click(thief) == 401
+    assert click(thief) == 401 and len(reads) == 1  # announced: its generation read once
+    fresh = logged_in(here)
+    assert [click(copied(there, fresh)) for _ in range(2)] == [404] * 2 and len(reads) == 1
 
 
 def test_a_password_changed_on_another_host_ends_the_copy_there_at_once(shops):
@@ -135,18 +177,20 @@ def test_a_logout_that_cannot_be_announced_ends_the_copy_here_and_says_so(shops,
 
 
 def test_a_generation_read_while_the_sessions_end_is_not_remembered(shops):
-    """A click reads the old generation, another host's logout commits and its announcement
-    drops the (not yet made) entry here, then the click would store the old one: it does not."""
+    """A click reads an announced member's generation, another host's logout commits and its
+    announcement arrives here, then the click would keep the old one: it does not."""
     shop = shops()
     subscribed(shop)
     demo = logged_in(shop)
-    cache(shop).channel.publish = lambda member_id: None  # only the drop: as the announcement applied
-    read = cache(shop).read
-    cache(shop).read = lambda member_id: (read(member_id), cache(shop).ended(member_id))[0]
-    assert click(demo) == 404
+    cache(shop).channel.publish = lambda member_id: None  # only what an announcement does here
+    cache(shop).ended(1)  # demo's: their generation is read on the next click
+    raced = counted_reads(shop, then=cache(shop).ended)  # each read overtaken by an announcement
+    assert [click(demo) for _ in range(2)] == [404] * 2
+    assert len(raced) == 2  # not kept: read again
+    cache(shop).read = raced.read
     reads = counted_reads(shop)
-    assert click(demo) == 404
-    assert len(reads) == 1
+    assert [click(demo) for _ in range(2)] == [404] * 2
+    assert len(reads) == 1  # unraced: kept
 
 
 def test_without_its_subscription_a_process_reads_every_click_and_a_logout_counts(shops, redis_url, caplog):
@@ -154,7 +198,7 @@ def test_without_its_subscription_a_process_reads_every_click_and_a_logout_count
     subscribed(there)
     demo = logged_in(here)
     thief, reads = copied(there, demo), counted_reads(there)
-    assert click(thief) == 404
+    assert click(thief) == 404 and reads == []
     channel = cache(there).channel
     subscribe = channel.subscribe
 
@@ -171,23 +215,22 @@ def test_without_its_subscription_a_process_reads_every_click_and_a_logout_count
     finally:
         admin.close()
 
-    assert click(thief) == 404 and len(reads) == 2  # the connection's end found: nothing trusted
-    assert click(thief) == 404 and len(reads) == 3
+    assert click(thief) == 404 and len(reads) == 1  # the connection's end found: nothing trusted
+    assert click(thief) == 404 and len(reads) == 2
     assert "lost the subscription on Redis" in caplog.text
     log_out(demo)  # announced to nobody there
-    assert click(thief) == 401
+    assert click(thief) == 401 and len(reads) == 3
 
     channel.subscribe = subscribe
-    subscribed(there)
-    thief = copied(there, logged_in(here))
-    assert [click(thief) for _ in range(2)] == [404] * 2 and len(reads) == 5  # remembered again
+    subscribed(there)  # and loaded: the logout is known there now
+    assert click(thief) == 401 and len(reads) == 3
+    fresh = copied(there, logged_in(here))
+    assert [click(fresh) for _ in range(2)] == [404] * 2 and len(reads) == 3
 
 
-def test_a_silent_redis_counts_as_lost(shops, tmp_path, monkeypatch):
-    """Redis stopped answering (a host cut off, no connection reset): no entry is trusted
+def test_a_silent_redis_counts_as_lost(shops, tmp_path, quick):
+    """Redis stopped answering (a host cut off, no connection reset): nothing is trusted
     after SILENT_SECONDS."""
-    monkeypatch.setattr(session_cache, "PING_SECONDS", 0.1)
-    monkeypatch.setattr(session_cache, "SILENT_SECONDS", 0.5)
     server = PrivateRedis(tmp_path)
     server.start()
     try:
@@ -203,13 +246,61 @@ def test_a_silent_redis_counts_as_lost(shops, tmp_path, monkeypatch):
         server.stop()
 
 
-def test_an_entry_counts_for_session_cache_seconds_at_most(shops):
-    shop = shops(SESSION_CACHE_SECONDS=1.0)
+def test_a_logout_announced_to_no_one_ends_the_copy_elsewhere_within_session_cache_seconds(
+    shops, quick, caplog
+):
+    here, there = shops(SESSION_CACHE_SECONDS=1.0), shops(SESSION_CACHE_SECONDS=1.0)
+    subscribed(there)
+    demo = logged_in(here)
+    thief = copied(there, demo)
+    assert click(thief) == 404
+
+    def unreachable(member_id):
+        raise redis.ConnectionError("Redis is away")
+
+    cache(here).channel.publish = unreachable
+    log_out(demo)
+    ended = time.monotonic()
+    assert "was not announced on Redis" in caplog.text
+
+    wait_until(lambda: click(thief) == 401, 5, "the next load did not find the logout")
+    # SESSION_CACHE_SECONDS, a ping and the load; the machine may be slow, but not 3 s slow
+    assert time.monotonic() - ended < 1.0 + 3
+
+
+@pytest.mark.parametrize("how", ["fails", "hangs"])
+def test_a_load_that_fails_or_hangs_stops_the_trust(shops, quick, caplog, how):
+    shop = shops(SESSION_CACHE_SECONDS=0.5)
     subscribed(shop)
-    demo, reads = logged_in(shop), counted_reads(shop)
-    assert [click(demo) for _ in range(2)] == [404] * 2 and len(reads) == 1
-    time.sleep(1.1)
-    assert click(demo) == 404 and len(reads) == 2
+    demo = logged_in(shop)
+    released = threading.Event()
+
+    def unreachable(since):
+        if how == "hangs":
+            released.wait(10)
+        raise ConnectionError("the database is away")
+
+    cache(shop).read.ended_since = unreachable
+    try:
+        wait_until(lambda: not cache(shop).healthy, 5, "a cache that could not load was still trusted")
+        reads = counted_reads(shop)
+        assert click(demo) == 404 and len(reads) == 1  # the database decides
+    finally:
+        released.set()
+    wait_until(
+        lambda: "cannot load the ended sessions (the database is away)" in caplog.text, 5, "no warning"
+    )
+
+
+def test_too_many_ended_sessions_to_keep_are_not_trusted(shops, monkeypatch, caplog):
+    monkeypatch.setattr(session_cache, "ENTRIES", 0)
+    shop = shops()
+    log_out(logged_in(shop))  # one member's sessions ended: more than 0
+    demo = logged_in(shop)
+    cache(shop).start()
+    wait_until(lambda: "1 members, over 0" in caplog.text, 10, "the load did not say why")
+    reads = counted_reads(shop)
+    assert not cache(shop).healthy and click(demo) == 404 and len(reads) == 1
 
 
 @pytest.mark.parametrize("on_redis", [True, False], ids=["session-cache-seconds-0", "no-redis"])
@@ -221,3 +312,22 @@ def test_with_the_cache_off_every_click_reads_the_generation(shops, tmp_path, on
         assert len(reads) == 3 and cache(shop).subscriber is None
     finally:
         shop.extensions["gmall"].bus.close()
+
+
+def test_a_logout_heard_while_the_ended_sessions_load_is_kept(shops):
+    """The load read the database before a logout committed, and a click heard its announcement
+    meanwhile: the load does not put the old generation back."""
+    here, there = shops(), shops()
+    demo = logged_in(here)
+    thief = copied(there, demo)
+    load = cache(there).read.ended_since
+
+    def overtaken(since):
+        loaded = load(since)
+        log_out(demo)
+        wait_until(lambda: cache(there).healthy is False and 1 in cache(there).announced, 5, "not heard")
+        return loaded
+
+    cache(there).read.ended_since = overtaken
+    subscribed(there)
+    assert click(thief) == 401
