@@ -30,6 +30,19 @@ def test_a_shopper_pays_with_mockpay_and_sees_the_order_paid(live_shop, page, sc
 
 
 @pytest.mark.settings(MOCKPAY_LATE_SECONDS=2)  # the shopper is back well before the verdict
+def test_the_waiting_page_says_it_updates_itself_and_does(live_shop, page):
+    app, base_url = live_shop
+    order_sn = member_orders(app)[0]
+    log_in(page, base_url)
+    open_cashier(page, base_url, order_sn)
+    page.check("input[name=scenario][value=late]")
+    page.click("button[value=pay]")
+    page.wait_for_url(re.compile(r".*/pay/return/mockpay.*"))
+    assert "此页会自动更新" in page.locator("#waiting").inner_text()
+    page.locator("#verdict").filter(has_text="支付成功").wait_for(timeout=15_000)
+
+
+@pytest.mark.settings(MOCKPAY_LATE_SECONDS=2)  # the shopper is back well before the verdict
 def test_a_shopper_pays_with_mockpay_with_javascript_off(live_shop, open_window):
     app, base_url = live_shop
     order_sn = member_orders(app)[0]
@@ -39,8 +52,9 @@ def test_a_shopper_pays_with_mockpay_with_javascript_off(live_shop, open_window)
     page.check("input[name=scenario][value=late]")
     page.click("button[value=pay]")
     page.wait_for_url(re.compile(r".*/pay/return/mockpay.*"))
-    assert "等待支付结果" in page.locator("#waiting").inner_text()
-    look_again = page.get_by_role("link", name="刷新查看结果")  # the page cannot ask by itself
+    waiting = page.locator("#waiting").inner_text()
+    assert "等待支付结果" in waiting and "自动更新" not in waiting  # it cannot update by itself
+    look_again = page.get_by_role("link", name="刷新查看结果")
     assert look_again.is_visible()
 
     with app.app_context():

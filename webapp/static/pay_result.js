@@ -4,6 +4,7 @@
   "use strict";
   const verdict = document.getElementById("verdict");
   if (!verdict || !verdict.dataset.poll) return;
+  document.getElementById("auto-update").hidden = false;  // only a page that asks says it will
   const deadline = Date.now() + 1000 * Number(verdict.dataset.pollSeconds);
 
   function giveUp() {
