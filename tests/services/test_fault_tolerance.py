@@ -1,5 +1,6 @@
 """After payment, nothing lost and nothing doubled: MariaDB, Redis, real `dramatiq` workers."""
 
+import os
 import signal
 import subprocess
 import time
@@ -37,8 +38,8 @@ def test_a_worker_killed_mid_pipeline_and_restarted_converges(make_shop):
     worker.start()
     sender = _in_background(lambda: shop.notify_all([o.order_sn for o in orders], threads=4, rate=50))
 
-    wait_until(lambda: shop.fulfilled() >= 10 and _unacked(shop) > 0, 60, "the worker never got going")
-    worker.kill(signal.SIGKILL)  # main process and worker process: no cleanup, no requeue on exit
+    wait_until(lambda: shop.fulfilled() >= 10, 60, "the worker never got going")
+    _kill_holding(shop, worker)  # main process and worker process: no cleanup, no requeue on exit
     at_kill, held = shop.fulfilled(), _unacked(shop)
 
     assert worker.exit_codes == [-signal.SIGKILL]
@@ -64,8 +65,8 @@ def test_a_killed_worker_s_unacknowledged_messages_are_back_within_the_heartbeat
     worker = shop.worker(threads=1)
     worker.start()
     sender = _in_background(lambda: shop.notify_all([o.order_sn for o in orders], threads=4, rate=30))
-    wait_until(lambda: shop.fulfilled() >= 5 and _unacked(shop) > 0, 60, "the worker never got going")
-    worker.kill(signal.SIGKILL)
+    wait_until(lambda: shop.fulfilled() >= 5, 60, "the worker never got going")
+    _kill_holding(shop, worker)
     dead = _ack_sets(shop)  # all the killed worker's: it was the only one
     assert _held_in(shop, dead) > 0, "the dead worker held no message: nothing to recover"
     assert sender.result(timeout=120) == ["success"] * 60
@@ -224,6 +225,20 @@ def test_a_database_error_in_an_actor_is_retried_then_dead_lettered_and_the_orde
     shop.wait_fulfilled(2)
     shop.assert_fulfilled_exactly_once()
     assert shop.login(permanent.member_id).get(f"/api/orders/{sn}/trace").json["stuck"] is False
+
+
+def _kill_holding(shop, worker, timeout=60):
+    """SIGKILL the worker's processes at a moment they hold fetched, unacknowledged messages:
+    each try freezes them first (SIGSTOP: nothing more is acknowledged between the look and the
+    kill) and lets them go on (SIGCONT) if they held none."""
+    group, deadline = worker.process.pid, time.monotonic() + timeout
+    os.killpg(group, signal.SIGSTOP)
+    while _unacked(shop) == 0:
+        os.killpg(group, signal.SIGCONT)
+        assert time.monotonic() < deadline, "the worker never held a message"
+        time.sleep(0.02)
+        os.killpg(group, signal.SIGSTOP)
+    worker.kill(signal.SIGKILL)
 
 
 def _ack_sets(shop) -> list[str]:
