@@ -83,9 +83,9 @@ class SessionCache:
                 return True  # no session of theirs ended within a cookie's lifetime
             known = self.recent.get(member_id) if trusted else UNKNOWN
             changes = self.changes
-        if known is not UNKNOWN:
+        if known is not UNKNOWN and generation <= known:
             return known == generation
-        read = self.read(member_id)
+        read = self.read(member_id)  # unknown, or the cookie is newer: what is known is stale
         if trusted and read is not None:
             with self.lock:
                 if self.changes == changes and self._trusted():

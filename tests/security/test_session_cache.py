@@ -331,3 +331,20 @@ def test_a_logout_heard_while_the_ended_sessions_load_is_kept(shops):
     cache(there).read.ended_since = overtaken
     subscribed(there)
     assert click(thief) == 401
+
+
+def test_a_session_newer_than_what_a_process_knows_is_read_not_refused(shops):
+    """A member's generation known here, then a logout Redis could not announce and a new login
+    elsewhere: the new cookie's generation is past what is known here, so it is read, not
+    refused until the next load."""
+    here, there = shops(), shops()
+    subscribed(there)
+    demo = logged_in(here)
+    log_out(demo)  # announced: there reads the member's generation on their next click
+    assert click(copied(there, logged_in(here))) == 404
+    cache(here).channel.publish = lambda member_id: None  # the next logout is announced to no one
+    log_out(logged_in(here))
+    reads = counted_reads(there)
+
+    assert click(copied(there, logged_in(here))) == 404
+    assert len(reads) == 1
