@@ -11,7 +11,7 @@ at most, so the click need only know the members whose sessions ended since
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, create_engine, select, update
+from sqlalchemy import and_, bindparam, create_engine, or_, select, update
 from werkzeug.security import generate_password_hash
 
 from .engine import lookup_options
@@ -57,7 +57,14 @@ class SessionEpochs:
     is then made once more on a new connection."""
 
     QUERY = select(Member.session_epoch).where(Member.id == bindparam("member_id"))
-    ENDED = select(Member.id, Member.session_epoch).where(Member.session_ended_time >= bindparam("since"))
+    #: Those ended since, and those whose generation a process of the code before revision 0010
+    #: moved without a time (during its deploy): two ranges of one index.
+    ENDED = select(Member.id, Member.session_epoch).where(
+        or_(
+            Member.session_ended_time >= bindparam("since"),
+            and_(Member.session_ended_time.is_(None), Member.session_epoch > 0),
+        )
+    )
 
     def __init__(self, url):
         self.engine = create_engine(url, **lookup_options(url))
@@ -85,8 +92,8 @@ class SessionEpochs:
         return None if row is None else row[0]
 
     def ended_since(self, since: datetime) -> dict[int, int]:
-        """The generation of each member whose sessions ended at ``since`` or later (an
-        indexed read of those members only)."""
+        """The generation of each member whose sessions ended at ``since`` or later, or at a
+        time not written (``ENDED``; an indexed read of those members only)."""
         with self.engine.connect() as connection:
             return dict(connection.execute(self.ENDED, {"since": since}).all())
 

@@ -181,7 +181,7 @@ class StockLock(db.Model):
 
 class Member(db.Model):
     __tablename__ = "ums_member"
-    __table_args__ = (Index("ix_member_sessions_ended", "session_ended_time"),)
+    __table_args__ = (Index("ix_member_sessions_ended", "session_ended_time", "session_epoch"),)
 
     id = db.Column(Id, primary_key=True, autoincrement=True)
     username = db.Column(String(64), nullable=False, unique=True)

@@ -198,6 +198,17 @@ def test_the_click_loads_only_the_members_whose_sessions_ended_lately(shop):
                     "session_ended_time": now if n % 100 == 0 else now - timedelta(days=60 + n % 300),
                 }
                 for n in range(HISTORY)
+            ]
+            + [  # never logged out, and logged out by code from before revision 0010 (no time)
+                {
+                    "username": f"n{n}",
+                    "password_hash": "x",
+                    "integration": 0,
+                    "growth": 0,
+                    "session_epoch": int(n % 100 == 0),
+                    "session_ended_time": None,
+                }
+                for n in range(HISTORY)
             ],
         )
         db.session.commit()
@@ -208,4 +219,4 @@ def test_the_click_loads_only_the_members_whose_sessions_ended_lately(shop):
         found.update(epochs.ended_since(now - timedelta(days=31)))
 
     assert whole_table_scans(epochs.engine, load) == []
-    assert len(found) == HISTORY // 100
+    assert len(found) == 2 * (HISTORY // 100)

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 import redis
+from sqlalchemy import update
 from support.forms import copied, log_out, logged_in, set_password
 from support.mariadb import unavailable
 from support.seckill_web import JSON
@@ -21,6 +22,7 @@ from support.services import PrivateRedis, wait_until
 from support.shop import make_app
 
 from gmall_payment.adapters import session_cache
+from gmall_payment.adapters.sql.models import Member, db
 
 pytestmark = pytest.mark.redis
 
@@ -133,6 +135,21 @@ def test_a_logout_in_the_process_ends_the_copy_at_once(shops):
     assert click(thief) == 404  # remembered
     log_out(demo)
     assert click(thief) == 401
+
+
+def test_a_logout_by_a_process_from_before_revision_0010_is_loaded(shops):
+    """During the deploy of 0010 an older process moves the generation and writes no time."""
+    here, there = shops(), shops()
+    demo = logged_in(here)
+    thief = copied(there, demo)
+    with here.app_context():
+        db.session.execute(
+            update(Member).where(Member.id == 1).values(session_epoch=Member.session_epoch + 1)
+        )
+        db.session.commit()
+    subscribed(there)
+    reads = counted_reads(there)
+    assert click(thief) == 401 and reads == []
 
 
 def test_a_logout_on_another_host_ends_the_copy_there_at_once(shops):

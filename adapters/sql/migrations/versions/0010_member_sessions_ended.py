@@ -1,13 +1,15 @@
 """When a member's sessions last ended, so that the click trusts the others' cookies unread.
 
-``ums_member.session_ended_time DATETIME(6) NULL``, indexed: set with every move of
-``session_epoch`` (a logout, a new password). Only a member whose sessions ended within a
+``ums_member.session_ended_time DATETIME(6) NULL``, indexed with ``session_epoch``: set with
+every move of ``session_epoch`` (a logout, a new password). Only a member whose sessions ended within a
 cookie's lifetime can hold a cookie of an older generation, so each web process keeps just
 those members (``adapters/session_cache.py``) and reads no generation for anyone else.
 
 A member whose generation moved before this revision counts as ended at the upgrade: their
-old cookies stay refused while they may still be valid. Nullable and without a default:
-instant on MariaDB, and old code still inserts members.
+old cookies stay refused while they may still be valid. One whose generation an older process
+moves during the deploy gets no time: it is found by its generation and no time (the index's
+second column). Nullable and without a default: instant on MariaDB, and old code still inserts
+members.
 
 Revision ID: 0010
 Revises: 0009
@@ -40,7 +42,7 @@ def upgrade():
                 comment="when its sessions last ended (session_epoch moved on)",
             )
         )
-    op.create_index("ix_member_sessions_ended", "ums_member", ["session_ended_time"])
+    op.create_index("ix_member_sessions_ended", "ums_member", ["session_ended_time", "session_epoch"])
     members = sa.table(
         "ums_member",
         sa.column("session_epoch", sa.Integer),
