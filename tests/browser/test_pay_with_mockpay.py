@@ -11,15 +11,20 @@ from support.browser import log_in, open_cashier
 from support.shop import fulfilled, member_orders, wait_for
 
 
+def pay_with(page, base_url, order_sn, scenario):
+    """On the cashier of ``order_sn``, pay as ``scenario`` says; back on the shop's return page."""
+    open_cashier(page, base_url, order_sn)  # pay.html's buttons are forms
+    page.check(f"input[name=scenario][value={scenario}]")
+    page.click("button[value=pay]")
+    page.wait_for_url(re.compile(r".*/pay/return/mockpay.*"))
+
+
 @pytest.mark.parametrize("scenario", ["normal", "duplicate", "late"])
 def test_a_shopper_pays_with_mockpay_and_sees_the_order_paid(live_shop, page, scenario):
     app, base_url = live_shop
     order_sn = member_orders(app)[0]
     log_in(page, base_url)
-    open_cashier(page, base_url, order_sn)
-    page.check(f"input[name=scenario][value={scenario}]")
-    page.click("button[value=pay]")
-    page.wait_for_url(re.compile(r".*/pay/return/mockpay.*"))
+    pay_with(page, base_url, order_sn, scenario)
     verdict = page.locator("#verdict")
     verdict.filter(has_text="支付成功").wait_for(
         timeout=15_000
@@ -34,10 +39,7 @@ def test_the_waiting_page_says_it_updates_itself_and_does(live_shop, page):
     app, base_url = live_shop
     order_sn = member_orders(app)[0]
     log_in(page, base_url)
-    open_cashier(page, base_url, order_sn)
-    page.check("input[name=scenario][value=late]")
-    page.click("button[value=pay]")
-    page.wait_for_url(re.compile(r".*/pay/return/mockpay.*"))
+    pay_with(page, base_url, order_sn, "late")
     assert "此页会自动更新" in page.locator("#waiting").inner_text()
     page.locator("#verdict").filter(has_text="支付成功").wait_for(timeout=15_000)
 
@@ -48,10 +50,7 @@ def test_a_shopper_pays_with_mockpay_with_javascript_off(live_shop, open_window)
     order_sn = member_orders(app)[0]
     page = open_window(java_script_enabled=False)
     log_in(page, base_url)
-    open_cashier(page, base_url, order_sn)  # pay.html's buttons are forms
-    page.check("input[name=scenario][value=late]")
-    page.click("button[value=pay]")
-    page.wait_for_url(re.compile(r".*/pay/return/mockpay.*"))
+    pay_with(page, base_url, order_sn, "late")
     waiting = page.locator("#waiting").inner_text()
     assert "等待支付结果" in waiting and "自动更新" not in waiting  # it cannot update by itself
     look_again = page.get_by_role("link", name="刷新查看结果")
@@ -103,10 +102,7 @@ def test_when_no_verdict_comes_the_return_page_stops_waiting_and_offers_to_pay_a
     order_sn = member_orders(app)[0]
     log_in(page, base_url)
     page.clock.install()  # the page's timers on a clock the test moves
-    open_cashier(page, base_url, order_sn)
-    page.check("input[name=scenario][value=lost]")  # paid, but the shop hears nothing
-    page.click("button[value=pay]")
-    page.wait_for_url(re.compile(r".*/pay/return/mockpay.*"))
+    pay_with(page, base_url, order_sn, "lost")  # paid, but the shop hears nothing
     assert page.locator("#waiting").is_visible() and page.locator("#gave-up").is_hidden()
     page.clock.run_for(60_000)
     assert page.locator("#waiting").is_visible()  # still asking after a minute

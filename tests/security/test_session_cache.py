@@ -103,6 +103,15 @@ def counted_reads(app, then=None) -> Reads:
     return cache(app).read
 
 
+def unannounced(app):
+    """``app``'s announcements of ended sessions fail from now on (Redis unreachable then)."""
+
+    def unreachable(member_id):
+        raise redis.ConnectionError("Redis is away")
+
+    cache(app).channel.publish = unreachable
+
+
 def click(client) -> int:
     return client.get(f"/seckill/{NOT_ON_SALE}", headers=JSON).status_code
 
@@ -182,10 +191,7 @@ def test_a_logout_that_cannot_be_announced_ends_the_copy_here_and_says_so(shops,
     thief = copied(shop, demo)
     assert click(thief) == 404
 
-    def unreachable(member_id):
-        raise redis.ConnectionError("Redis is away")
-
-    cache(shop).channel.publish = unreachable
+    unannounced(shop)
     with caplog.at_level(logging.WARNING):
         log_out(demo)
 
@@ -272,10 +278,7 @@ def test_a_logout_announced_to_no_one_ends_the_copy_elsewhere_within_session_cac
     thief = copied(there, demo)
     assert click(thief) == 404
 
-    def unreachable(member_id):
-        raise redis.ConnectionError("Redis is away")
-
-    cache(here).channel.publish = unreachable
+    unannounced(here)
     log_out(demo)
     ended = time.monotonic()
     assert "was not announced on Redis" in caplog.text
@@ -359,7 +362,7 @@ def test_a_session_newer_than_what_a_process_knows_is_read_not_refused(shops):
     demo = logged_in(here)
     log_out(demo)  # announced: there reads the member's generation on their next click
     assert click(copied(there, logged_in(here))) == 404
-    cache(here).channel.publish = lambda member_id: None  # the next logout is announced to no one
+    unannounced(here)  # the next logout is announced to no one
     log_out(logged_in(here))
     reads = counted_reads(there)
 
