@@ -1,4 +1,4 @@
-"""The store ports on Flask-SQLAlchemy's ``db.session``: one transaction per unit of work.
+"""The store ports on Flask-SQLAlchemy's ``db``: one transaction per unit of work.
 
 Views read and write the tables through Core statements, never through ORM objects, so a
 read always shows what the database holds (no identity map serving a stale row after a
@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import IntEnum
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ...core import states
@@ -181,15 +181,14 @@ def _refund(row) -> PaymentRefund:
 
 
 class SqlUnitOfWork(UnitOfWork):
-    """A transaction on the current app context's ``db.session``.
-
-    Units of work in one app context share that session: do not nest them, since the
-    inner one's rollback would discard the outer one's changes. The status moves it made are
-    counted when it commits (a rolled-back move did not happen).
+    """A transaction on the current app context's database (``_transaction`` says on which
+    connection). Do not nest units of work, nor call a store that commits ``db.session`` inside
+    one: sharing the session, the inner one would end the outer one's transaction. The status
+    moves it made are counted when it commits (a rolled-back move did not happen).
     """
 
     def __init__(self, clock=datetime.now):
-        self.session = db.session
+        self.transaction = _transaction()
         self.clock = clock
         self.payments = _PaymentView(self)
         self.refunds = _RefundView(self)
@@ -206,21 +205,33 @@ class SqlUnitOfWork(UnitOfWork):
         self.order_statuses: dict[str, int | None] = {}
 
     def _commit(self):
-        self.session.commit()
+        self.transaction.commit()
         self.order_statuses = {}
         moves, self.moves = self.moves, []
         METRICS.transitions(moves)
 
     def _rollback(self):
-        self.session.rollback()
+        self.transaction.rollback()
         self.order_statuses = {}
         self.moves = []
 
 
-class _OnConnection:
-    """The unit of work's session as its views use it: their Core statements run on the
-    session's connection, in its transaction, past the ORM's execution, which they do not need
-    and which costs a wide read a quarter of its CPU (a payment row: 504 against 377 µs)."""
+def _transaction():
+    """Where a unit of work runs its statements: on a pooled connection of its own, past the
+    ORM session's bookkeeping, which its Core statements do not need and which cost a
+    notification about a tenth of its CPU (benchmarks/notify_pipeline.py); on the app context's
+    ``db.session`` where that is already in a transaction (a page that read through it keeps
+    holding one connection, not two) and always on SQLite, whose write lock is the whole file:
+    a second connection would wait for the session's."""
+    session = db.session
+    engine = db.engine
+    if engine.dialect.name == "sqlite" or (session.registry.has() and session().in_transaction()):
+        return _OnSession(session)
+    return _OnConnection(engine)
+
+
+class _OnSession:
+    """The unit of work's statements on the session's connection, in its transaction."""
 
     __slots__ = ("session",)
 
@@ -239,11 +250,59 @@ class _OnConnection:
     def get_bind(self):
         return self.session.get_bind()
 
+    def commit(self):
+        self.session.commit()
+
+    def rollback(self):
+        self.session.rollback()
+
+
+class _OnConnection:
+    """The unit of work's statements on a connection of the engine's pool, taken at the first
+    statement and given back when the transaction ends (committed or rolled back)."""
+
+    __slots__ = ("engine", "connection")
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.connection = None
+
+    def _open(self):
+        if self.connection is None:
+            self.connection = self.engine.connect()
+        return self.connection
+
+    def execute(self, statement, params=None):
+        return self._open().execute(statement, params)
+
+    def scalar(self, statement, params=None):
+        return self._open().scalar(statement, params)
+
+    def scalars(self, statement, params=None):
+        return self._open().scalars(statement, params)
+
+    def get_bind(self):
+        return self.engine
+
+    def commit(self):
+        self._end(Connection.commit)
+
+    def rollback(self):
+        self._end(Connection.rollback)
+
+    def _end(self, end):
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            try:
+                end(connection)
+            finally:
+                connection.close()  # back to the pool (prepare_engine rolls back what is left open)
+
 
 class _View:
     def __init__(self, uow: SqlUnitOfWork):
         self.uow = uow
-        self.session = _OnConnection(uow.session)
+        self.session = uow.transaction
 
     def _set_status(self, machine, table, key, status: str, from_status, to_status, /, **values) -> bool:
         """A status move (checked already) as a compare-and-set, kept in ``uow.moves`` if this call made it."""

@@ -56,21 +56,21 @@ class InProcessBackend:
     def context(self):
         return contextlib.nullcontext()
 
-    def stock_of(self, sku_id):
+    def stock_of(self, sku_id, uow=None):
         sku = self.db.tables.skus[sku_id]
         return sku.stock, sku.stock_locked, sku.sales
 
-    def points_of(self, member_id):
+    def points_of(self, member_id, uow=None):
         member = self.db.tables.members[member_id]
         return member.integration, member.growth
 
-    def awarded(self, order_sn):
+    def awarded(self, order_sn, uow=None):
         return (order_sn, "award") in self.db.tables.ledger
 
 
 class SqlBackend:
-    """A SQL store; inspections read through ``db.session``, so inside a unit of work they
-    see its uncommitted changes, as the in-process inspections do."""
+    """A SQL store; inspections given a unit of work read in its transaction, so they see its
+    uncommitted changes as the in-process inspections do; the others read through ``db.session``."""
 
     concurrent = True
     uow = SqlUnitOfWork
@@ -87,21 +87,30 @@ class SqlBackend:
         """What a thread needs to use the store: its own app context, hence its own session."""
         return self.app.app_context()
 
-    def stock_of(self, sku_id):
+    def stock_of(self, sku_id, uow=None):
         return tuple(
-            db.session.execute(
+            _reader(uow)
+            .execute(
                 select(WareSku.stock, WareSku.stock_locked, WareSku.sales).where(WareSku.sku_id == sku_id)
-            ).one()
+            )
+            .one()
         )
 
-    def points_of(self, member_id):
+    def points_of(self, member_id, uow=None):
         return tuple(
-            db.session.execute(select(Member.integration, Member.growth).where(Member.id == member_id)).one()
+            _reader(uow)
+            .execute(select(Member.integration, Member.growth).where(Member.id == member_id))
+            .one()
         )
 
-    def awarded(self, order_sn):
+    def awarded(self, order_sn, uow=None):
         count = select(func.count()).select_from(PointsLedger).where(PointsLedger.order_sn == order_sn)
-        return db.session.scalar(count) > 0
+        return _reader(uow).scalar(count) > 0
+
+
+def _reader(uow):
+    """Where an inspection reads: in the unit of work's transaction if given, else the session."""
+    return db.session if uow is None else uow.transaction
 
 
 def _sql_backend(url: str):

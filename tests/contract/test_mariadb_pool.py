@@ -1,21 +1,27 @@
 """The shop's MariaDB pool (``engine.prepare_engine``): a connection in steady use costs no ping
 and no rollback on return; one idle a while is pinged, and replaced if the server closed it;
 one returned inside a transaction is rolled back; as many at once as a dramatiq process's
-threads are kept, not opened again."""
+threads are kept, not opened again. A unit of work takes one of its own and gives it back
+when it ends, unless the app context's session is already in a transaction: then it shares
+that one (``store._transaction``)."""
 
 import threading
 
 import pymysql
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 from support.mariadb import mysql_database
 from support.shop import make_app
 
 from gmall_payment.adapters.sql import engine as engines
 from gmall_payment.adapters.sql import fixtures
 from gmall_payment.adapters.sql.models import db
+from gmall_payment.adapters.sql.store import SqlUnitOfWork
+from gmall_payment.core.events import Event
 
 pytestmark = pytest.mark.mariadb
+SELF = text("SELECT CONNECTION_ID()")
 
 
 @pytest.fixture
@@ -115,3 +121,71 @@ def test_eight_threads_at_once_reuse_the_connections_they_opened(shop):
         db.session.execute(text("SELECT integration FROM ums_member WHERE id = 7")).scalar()
         == rounds * threads
     )
+
+
+class Recorder:
+    """A bus that keeps what it is given."""
+
+    def __init__(self, sent):
+        self.publish = sent.append
+
+
+def integration():
+    """Member 7's points as committed (read on a connection of its own)."""
+    with db.engine.connect() as connection:
+        return connection.execute(text("SELECT integration FROM ums_member WHERE id = 7")).scalar()
+
+
+def test_a_unit_of_work_runs_on_its_own_connection_and_gives_it_back(shop):
+    pool = db.engine.pool
+    with SqlUnitOfWork() as uow:
+        uow.transaction.execute(text("UPDATE ums_member SET integration = 5 WHERE id = 7"))
+        assert pool.checkedout() == 1
+        assert not db.session().in_transaction()  # the page's session was not touched
+        assert integration() == 0  # uncommitted, on a connection of its own
+        uow.commit()
+        assert pool.checkedout() == 0  # given back with the commit
+    assert integration() == 5
+    with pytest.raises(LookupError), SqlUnitOfWork() as uow:
+        uow.transaction.execute(text("UPDATE ums_member SET integration = 6 WHERE id = 7"))
+        raise LookupError("the block fails")
+    assert pool.checkedout() == 0  # and with the rollback
+    assert integration() == 5
+
+
+def test_inside_the_session_s_transaction_a_unit_of_work_shares_its_connection(shop):
+    session_connection = db.session.execute(SELF).scalar()  # a page read through the session
+    with SqlUnitOfWork() as uow:
+        assert uow.transaction.execute(SELF).scalar() == session_connection
+        assert db.engine.pool.checkedout() == 1
+        uow.transaction.execute(text("UPDATE ums_member SET integration = 3 WHERE id = 7"))
+        uow.commit()
+    assert integration() == 3
+
+
+def test_the_outbox_events_of_a_unit_of_work_on_its_own_connection_leave_with_its_commit(shop, monkeypatch):
+    sent = []
+    monkeypatch.setattr(shop.extensions["gmall"].relay, "bus", Recorder(sent))
+    with shop.extensions["gmall"].payments.uow() as uow:
+        uow.outbox.add(Event("test.own-connection", "no-such-order", {}))
+        uow.commit()
+    assert [event.name for event in sent] == ["test.own-connection"]
+    with db.engine.connect() as connection:
+        assert (
+            connection.execute(text("SELECT COUNT(*) FROM outbox_event WHERE sent_time IS NULL")).scalar()
+            == 0
+        )
+
+
+def test_a_unit_of_work_whose_connection_the_server_killed_fails_and_the_next_one_works(shop, mysql_server):
+    with pytest.raises(OperationalError), SqlUnitOfWork() as uow:
+        thread_id = uow.transaction.execute(SELF).scalar()
+        with mysql_server.connect() as admin:
+            admin.exec_driver_sql(f"KILL {thread_id}")
+        uow.transaction.execute(text("UPDATE ums_member SET integration = 9 WHERE id = 7"))
+    assert db.engine.pool.checkedout() == 0
+    with SqlUnitOfWork() as uow:
+        assert uow.transaction.execute(SELF).scalar() != thread_id
+        uow.transaction.execute(text("UPDATE ums_member SET integration = 1 WHERE id = 7"))
+        uow.commit()
+    assert integration() == 1

@@ -884,11 +884,11 @@ CHANGES = {
     ),
     "claim points": (
         lambda uow: uow.points.claim(SN, MEMBER, 123, 45),
-        lambda backend, uow: backend.awarded(SN),
+        lambda backend, uow: backend.awarded(SN, uow),
     ),
     "credit points": (
         lambda uow: uow.points.credit(MEMBER, 123, 45),
-        lambda backend, uow: backend.points_of(MEMBER),
+        lambda backend, uow: backend.points_of(MEMBER, uow),
     ),
     "settle order": (
         lambda uow: uow.payments.settle_order(SN, uow.payments.find(SN, "alipay").id),
@@ -933,11 +933,11 @@ CHANGES = {
     ),
     "release stock": (
         lambda uow: uow.stock.release(1, 1),
-        lambda backend, uow: backend.stock_of(1),
+        lambda backend, uow: backend.stock_of(1, uow),
     ),
     "deduct stock": (
         _move_first_lock_and_deduct,
-        lambda backend, uow: ([lock.status for lock in uow.stock.locks_for(SN)], backend.stock_of(1)),
+        lambda backend, uow: ([lock.status for lock in uow.stock.locks_for(SN)], backend.stock_of(1, uow)),
     ),
 }
 
