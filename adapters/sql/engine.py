@@ -60,6 +60,19 @@ def refuse_blocking_driver(url) -> None:
         )
 
 
+def refuse_blocking_connections(engine) -> None:
+    """``refuse_blocking_driver`` again before each connection ``engine`` opens: gevent may patch
+    the process after the app was made (gunicorn's ``--preload`` makes it in the master; each
+    worker patches itself after the fork), and the check when the settings are read saw no
+    gevent then."""
+    if engine.url.get_driver_name() != "mysqldb":
+        return
+
+    @event.listens_for(engine, "do_connect")
+    def _refuse(*_):
+        refuse_blocking_driver(engine.url)
+
+
 def lookup_options(url) -> dict:
     """Options of an engine that only reads a row by its key, as fast as the database allows:
     autocommit (no transaction to begin or roll back on return) and no pre-ping, so a read is
@@ -74,7 +87,8 @@ def lookup_options(url) -> dict:
 
 
 def prepare_engine(engine, idle_write_timeout: int = 0) -> None:
-    """On MySQL, ping a connection idle for a while before use and roll back only an open
+    """Refuse mysqlclient's connections in a gevent worker (``refuse_blocking_connections``).
+    On MySQL, ping a connection idle for a while before use and roll back only an open
     transaction on return (``engine_options``); on MariaDB, end a session idle
     ``idle_write_timeout`` seconds in a write transaction; on SQLite, take the write lock when
     a transaction begins (``BEGIN IMMEDIATE``).
@@ -92,6 +106,7 @@ def prepare_engine(engine, idle_write_timeout: int = 0) -> None:
     ("database is locked") instead of letting it wait. Taking the lock up front makes every
     writer wait its turn within the busy timeout; WAL keeps readers from blocking the writer.
     """
+    refuse_blocking_connections(engine)
     if engine.dialect.name == "mysql":
         _ping_when_idle(engine)
         _roll_back_open_transactions(engine)

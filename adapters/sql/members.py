@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import and_, bindparam, create_engine, or_, select, update
 from werkzeug.security import generate_password_hash
 
-from .engine import lookup_options
+from .engine import lookup_options, refuse_blocking_connections
 from .models import Member, db
 
 #: A new password's shortest length.
@@ -68,6 +68,7 @@ class SessionEpochs:
 
     def __init__(self, url):
         self.engine = create_engine(url, **lookup_options(url))
+        refuse_blocking_connections(self.engine)
         compiled = self.QUERY.compile(dialect=self.engine.dialect)
         self.sql, self.positional = str(compiled), compiled.positional
 

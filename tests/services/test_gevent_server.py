@@ -5,6 +5,7 @@ SECKILL_PAY_WAIT_SECONDS for its order. On greenlets a waiting shopper holds no 
 one worker process serves clicks while many shoppers wait.
 """
 
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,10 +13,11 @@ import pytest
 import redis
 import requests
 from sqlalchemy import update
+from sqlalchemy.engine import make_url
 from support.forms import set_password
 from support.seckill_services import SECKILL, SKU, arrange, cookie
 from support.seckill_web import JSON
-from support.services import REDIS_URL, gunicorn_gevent, wait_until
+from support.services import REDIS_URL, free_port, gunicorn_command, gunicorn_gevent, wait_until
 
 from gmall_payment.adapters.sql.models import Member, db
 
@@ -108,3 +110,24 @@ def test_a_gevent_worker_remembers_generations_and_hears_a_password_change_at_on
         assert set_password(shop.app, "s1", "a new secret").exit_code == 0  # bumps and announces
 
         assert click() == 401
+
+
+def test_gunicorn_preloading_the_app_does_not_start_gevent_workers_on_mysqlclient(make_shop, tmp_path):
+    """--preload makes the app in the master, before each worker patches itself for gevent: the
+    check on the settings sees no gevent, so the worker's first connection is refused instead."""
+    shop = make_shop()
+    mysqldb = make_url(shop.settings["DATABASE_URL"]).set(drivername="mysql+mysqldb")
+    command = gunicorn_command(f"127.0.0.1:{free_port()}", 10)
+    command.insert(command.index("-k"), "--preload")
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as output:
+        gunicorn = subprocess.run(
+            command,
+            env=shop.env(DATABASE_URL=mysqldb.render_as_string(hide_password=False)),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+        )
+    said = log.read_text()
+    assert gunicorn.returncode != 0, said
+    assert "Worker failed to boot" in said and "DATABASE_URL: mysql+mysqldb" in said, said
