@@ -52,6 +52,11 @@ RECONCILIATION = Counter(
 )
 EXPIRY = Counter("gmall_order_expiry", "Orders the expiry pass looked at, by what it did", ["outcome"])
 CLICKS = Counter("gmall_seckill_clicks", "Flash-sale clicks, by outcome", ["outcome"])
+SESSION_CHECKS = Counter(
+    "gmall_session_checks",
+    "Clicks' session generation checks, by how they were answered (adapters/session_cache.py)",
+    ["answer"],
+)
 DRAINED = Histogram(
     "gmall_seckill_drain_orders",
     "Reservations settled (orders made or abandoned) per drain",
@@ -79,7 +84,7 @@ class Metrics:
 
     def __init__(self):
         self.on = True
-        self._clicks = {}
+        self._children = {}  # (counter, label) -> its child, made once: the click's hot path
 
     def configure(self, on: bool) -> None:
         self.on = on
@@ -99,12 +104,21 @@ class Metrics:
                 counter.labels(before.name.lower(), after.name.lower()).inc()
 
     def click(self, outcome: str) -> None:
-        """A click's outcome: one increment of a child made once (the click's hot path)."""
         if self.on:
-            child = self._clicks.get(outcome)
-            if child is None:
-                child = self._clicks[outcome] = CLICKS.labels(outcome)
-            child.inc()
+            self._increment(CLICKS, outcome)
+
+    def session_check(self, answer: str) -> None:
+        """How a click's session generation was checked: ``trusted`` (no session of the member
+        ended lately: no read), ``kept`` (known here), ``read`` (the database asked) or
+        ``untrusted`` (read, because nothing kept is trusted now)."""
+        if self.on:
+            self._increment(SESSION_CHECKS, answer)
+
+    def _increment(self, counter: Counter, label: str) -> None:
+        child = self._children.get((counter, label))
+        if child is None:
+            child = self._children[counter, label] = counter.labels(label)
+        child.inc()
 
     def drained(self, settled: int) -> None:
         if self.on:

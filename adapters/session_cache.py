@@ -30,6 +30,8 @@ import threading
 import time
 from datetime import datetime, timedelta
 
+from .metrics import METRICS
+
 log = logging.getLogger(__name__)
 
 #: How often the subscriber asks Redis for a sign of life, and applies what was delivered.
@@ -74,17 +76,21 @@ class SessionCache:
     def current(self, member_id: int, generation) -> bool:
         """Whether ``generation`` (a cookie's) is the member's current one."""
         if not self.enabled or not isinstance(generation, int):
+            METRICS.session_check("untrusted")
             return _same(self.read(member_id), generation)
         self.start()
         with self.lock:
             self._apply()
             trusted = self._trusted()
             if trusted and member_id not in self.recent:
+                METRICS.session_check("trusted")
                 return True  # no session of theirs ended within a cookie's lifetime
             known = self.recent.get(member_id) if trusted else UNKNOWN
             changes = self.changes
         if known is not UNKNOWN and generation <= known:
+            METRICS.session_check("kept")
             return known == generation
+        METRICS.session_check("read" if trusted else "untrusted")
         read = self.read(member_id)  # unknown, or the cookie is newer: what is known is stale
         if trusted and read is not None:
             with self.lock:

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 import redis
+from prometheus_client import REGISTRY
 from sqlalchemy import update
 from support.forms import copied, log_out, logged_in, set_password
 from support.mariadb import unavailable
@@ -368,3 +369,31 @@ def test_a_session_newer_than_what_a_process_knows_is_read_not_refused(shops):
 
     assert click(copied(there, logged_in(here))) == 404
     assert len(reads) == 1
+
+
+def checks():
+    """How many session checks this process answered so far, by answer (gmall_session_checks)."""
+    return {
+        answer: REGISTRY.get_sample_value("gmall_session_checks_total", {"answer": answer}) or 0
+        for answer in ("trusted", "kept", "read", "untrusted")
+    }
+
+
+def test_each_check_is_counted_by_how_it_was_answered(shops):
+    shop, off = shops(), shops(SESSION_CACHE_SECONDS=0)
+    subscribed(shop)
+    demo, elsewhere = logged_in(shop), logged_in(off)
+    cache(shop).channel.publish = lambda member_id: None  # only what an announcement does here
+    before = checks()
+    click(demo)
+    cache(shop).ended(1)  # demo's sessions ended: read on the next click, then kept
+    click(demo)
+    click(demo)
+    click(elsewhere)
+    after = checks()
+    assert {answer: after[answer] - before[answer] for answer in after} == {
+        "trusted": 1,
+        "read": 1,
+        "kept": 1,
+        "untrusted": 1,
+    }
