@@ -219,7 +219,8 @@ class SqlUnitOfWork(UnitOfWork):
 def _transaction():
     """Where a unit of work runs its statements: on a pooled connection of its own, past the
     ORM session's bookkeeping, which its Core statements do not need and which cost a
-    notification about a tenth of its CPU (benchmarks/notify_pipeline.py); on the app context's
+    notification about 7 % of its CPU (serial, in one process; too little for the noise of
+    benchmarks/notify_pipeline.py on a 2-core machine to show); on the app context's
     ``db.session`` where that is already in a transaction (a page that read through it keeps
     holding one connection, not two) and always on SQLite, whose write lock is the whole file:
     a second connection would wait for the session's."""
@@ -230,7 +231,22 @@ def _transaction():
     return _OnConnection(engine)
 
 
-class _OnSession:
+class _Statements:
+    """What the views run their Core statements on: ``_open()``'s connection, in its transaction."""
+
+    __slots__ = ()
+
+    def execute(self, statement, params=None):
+        return self._open().execute(statement, params)
+
+    def scalar(self, statement, params=None):
+        return self._open().scalar(statement, params)
+
+    def scalars(self, statement, params=None):
+        return self._open().scalars(statement, params)
+
+
+class _OnSession(_Statements):
     """The unit of work's statements on the session's connection, in its transaction."""
 
     __slots__ = ("session",)
@@ -238,14 +254,8 @@ class _OnSession:
     def __init__(self, session):
         self.session = session
 
-    def execute(self, statement, params=None):
-        return self.session.connection().execute(statement, params)
-
-    def scalar(self, statement, params=None):
-        return self.session.connection().scalar(statement, params)
-
-    def scalars(self, statement, params=None):
-        return self.session.connection().scalars(statement, params)
+    def _open(self):
+        return self.session.connection()
 
     def get_bind(self):
         return self.session.get_bind()
@@ -257,7 +267,7 @@ class _OnSession:
         self.session.rollback()
 
 
-class _OnConnection:
+class _OnConnection(_Statements):
     """The unit of work's statements on a connection of the engine's pool, taken at the first
     statement and given back when the transaction ends (committed or rolled back)."""
 
@@ -271,15 +281,6 @@ class _OnConnection:
         if self.connection is None:
             self.connection = self.engine.connect()
         return self.connection
-
-    def execute(self, statement, params=None):
-        return self._open().execute(statement, params)
-
-    def scalar(self, statement, params=None):
-        return self._open().scalar(statement, params)
-
-    def scalars(self, statement, params=None):
-        return self._open().scalars(statement, params)
 
     def get_bind(self):
         return self.engine
