@@ -183,8 +183,10 @@ def _refund(row) -> PaymentRefund:
 class SqlUnitOfWork(UnitOfWork):
     """A transaction on the current app context's database (``_transaction`` says on which
     connection). Do not nest units of work, nor call a store that commits ``db.session`` inside
-    one: sharing the session, the inner one would end the outer one's transaction. The status
-    moves it made are counted when it commits (a rolled-back move did not happen).
+    one: sharing the session, the inner one would end the outer one's transaction. Nor read
+    through ``db.session`` inside one: on a connection of its own, it does not see what the unit
+    of work wrote and has not committed. The status moves it made are counted when it commits (a
+    rolled-back move did not happen).
     """
 
     def __init__(self, clock=datetime.now):

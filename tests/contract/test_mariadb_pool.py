@@ -11,6 +11,7 @@ import pymysql
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
+from support.buses import RecordingBus
 from support.mariadb import mysql_database
 from support.shop import make_app
 
@@ -123,13 +124,6 @@ def test_eight_threads_at_once_reuse_the_connections_they_opened(shop):
     )
 
 
-class Recorder:
-    """A bus that keeps what it is given."""
-
-    def __init__(self, sent):
-        self.publish = sent.append
-
-
 def integration():
     """Member 7's points as committed (read on a connection of its own)."""
     with db.engine.connect() as connection:
@@ -164,12 +158,12 @@ def test_inside_the_session_s_transaction_a_unit_of_work_shares_its_connection(s
 
 
 def test_the_outbox_events_of_a_unit_of_work_on_its_own_connection_leave_with_its_commit(shop, monkeypatch):
-    sent = []
-    monkeypatch.setattr(shop.extensions["gmall"].relay, "bus", Recorder(sent))
+    bus = RecordingBus()
+    monkeypatch.setattr(shop.extensions["gmall"].relay, "bus", bus)
     with shop.extensions["gmall"].payments.uow() as uow:
         uow.outbox.add(Event("test.own-connection", "no-such-order", {}))
         uow.commit()
-    assert [event.name for event in sent] == ["test.own-connection"]
+    assert [event.name for event in bus.published] == ["test.own-connection"]
     with db.engine.connect() as connection:
         assert (
             connection.execute(text("SELECT COUNT(*) FROM outbox_event WHERE sent_time IS NULL")).scalar()

@@ -5,25 +5,12 @@ import time
 from datetime import timedelta
 
 import pytest
+from support.buses import RecordingBus
 
 from gmall_payment.core import events
 from gmall_payment.core.events import STEPS_BY_EVENT
 from gmall_payment.core.outbox import CommittedEvent, OutboxRelay
-from gmall_payment.ports.messaging import MessageBus
 from gmall_payment.ports.store import relayed
-
-
-class RecordingBus(MessageBus):
-    def __init__(self, fail_on=None):
-        self.published = []
-        self.calls = 0
-        self.fail_on = fail_on  # 1-based number of the publish call that raises
-
-    def publish(self, event):
-        self.calls += 1
-        if self.calls == self.fail_on:
-            raise ConnectionError("broker went away")
-        self.published.append(event)
 
 
 class FulfillingBus(RecordingBus):
