@@ -145,6 +145,7 @@ class DramatiqBus(MessageBus):
         self.threads = threads
         self.worker: Worker | None = None
         self._booted = False
+        self._closing = False
         self._lock = threading.Lock()
 
     @property
@@ -158,11 +159,12 @@ class DramatiqBus(MessageBus):
         self.start()
 
     def start(self) -> None:
-        """Start the in-process worker if this bus has one and it is not running yet."""
+        """Start the in-process worker if this bus has one and it is not running yet, nor
+        being stopped: what a job of the stopping worker publishes waits for the next start."""
         if not self.in_process or self.worker is not None:
             return
         with self._lock:
-            if self.worker is None:
+            if self.worker is None and not self._closing:
                 if not self._booted:  # once per process, as `dramatiq` does (TimeLimit starts a thread)
                     self.broker.emit_after("process_boot")
                     self._booted = True
@@ -200,5 +202,10 @@ class DramatiqBus(MessageBus):
         """Stop the in-process worker, if any (what it had not started is dropped)."""
         with self._lock:
             worker, self.worker = self.worker, None
-        if worker is not None:
-            worker.stop(timeout=10_000)
+            self._closing = True
+        try:
+            if worker is not None:
+                worker.stop(timeout=10_000)
+        finally:
+            with self._lock:
+                self._closing = False

@@ -207,9 +207,11 @@ class Periodic(Middleware):
         self._threads = []
 
     def after_worker_boot(self, broker, worker):
-        self._stop.clear()
+        # Each boot's threads wait on an event of their own: a thread that outlived its join
+        # (a job longer than the timeout) must still stop, not be revived by the next boot.
+        self._stop = stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._run, args=(name, *spec), name=f"gmall-{name}", daemon=True)
+            threading.Thread(target=self._run, args=(stop, name, *spec), name=f"gmall-{name}", daemon=True)
             for name, spec in self.jobs.items()
         ]
         for thread in self._threads:
@@ -220,15 +222,16 @@ class Periodic(Middleware):
         for thread in self._threads:
             thread.join(timeout=30)
 
-    def _run(self, name, job, interval, at_boot=True):
-        if not at_boot and self._stop.wait(interval):
+    @staticmethod
+    def _run(stop, name, job, interval, at_boot=True):
+        if not at_boot and stop.wait(interval):
             return
         while True:
             try:
                 job()
             except Exception:  # the job logs its own failures; this thread must outlive any
                 log.exception("%s failed", name)
-            if self._stop.wait(interval):
+            if stop.wait(interval):
                 return
 
 
