@@ -12,8 +12,12 @@ The SDK signs our requests and calls the gateway; three things in it are not rig
   ``plugins.rsa2.verify``. And its response check knows one Alipay public key; we verify with
   ``response_keys``: any configured key (so the key can be rotated), or in certificate mode
   the key of the certificate the response names (``certificates.CertificateClient``).
+
+And it parses its keys at each client it makes, with pycryptodome's primality checks (~40 ms
+a private key); we parse each key text once per process (``_imported``).
 """
 
+import functools
 import json
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl
@@ -21,6 +25,7 @@ from urllib.parse import parse_qsl
 from alipay import AliPay
 from alipay.exceptions import AliPayValidationError
 from alipay.utils import AliPayConfig
+from Cryptodome.PublicKey import RSA
 
 from .. import rsa2
 from ..alipay_protocol import TIME_FORMAT
@@ -42,6 +47,12 @@ def beijing_time(moment: datetime) -> str:
     """``moment`` (the shop's clock: naive local time, or aware) as Alipay reads times: Beijing,
     ``yyyy-MM-dd HH:mm:ss``. The seconds' fraction is dropped: a deadline comes no later."""
     return moment.astimezone(BEIJING).strftime(TIME_FORMAT)
+
+
+@functools.lru_cache(maxsize=16)
+def _imported(pem: str) -> RSA.RsaKey:
+    """The SDK's parse of a key (immutable, so clients may share it), done once per key text."""
+    return RSA.import_key(pem)
 
 
 def _skip(text: str, index: int) -> int:
@@ -108,6 +119,10 @@ class AlipayClient(AliPay):
     @_gateway.setter
     def _gateway(self, _value):
         pass  # the SDK's production default: ours comes from the settings
+
+    def _load_key(self):
+        self._app_private_key = _imported(self._app_private_key_string)
+        self._alipay_public_key = _imported(self._alipay_public_key_string)
 
     def verified_sync_response(self, data, response_type):
         if self.mounted is None:

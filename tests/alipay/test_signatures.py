@@ -175,3 +175,16 @@ def test_signed_content_is_the_exact_text_of_the_member(raw, expected):
 def test_signed_content_refuses_what_is_not_an_object():
     with pytest.raises(ValueError):
         signed_content("[1, 2]", "a_response")
+
+
+def test_clients_made_from_the_same_keys_share_their_parse_and_sign_as_the_sdk(merchant_keys, gateway_keys):
+    first, second = (
+        AlipayClient(APP_ID, merchant_keys[0], [gateway_keys[1]], gateway=lambda: "unused") for _ in range(2)
+    )
+    assert first.app_private_key is second.app_private_key
+    assert first.alipay_public_key is second.alipay_public_key
+    other_keys = rsa2.generate_key_pair()
+    third = AlipayClient(APP_ID, other_keys[0], [gateway_keys[1]], gateway=lambda: "unused")
+    assert third.app_private_key is not first.app_private_key
+    plain = sdk(merchant_keys[0], gateway_keys[1])
+    assert first.sign_data(dict(REQUESTS[0])) == plain.sign_data(dict(REQUESTS[0]))
