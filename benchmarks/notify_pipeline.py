@@ -437,15 +437,14 @@ class Backlog(threading.Thread):
             self.seconds.append(self._count() - self.start_count)
 
     def _count(self) -> int:
+        # One statement, so one snapshot: read apart (each statement its own under READ
+        # COMMITTED), awards made between the two reads showed a backlog below zero.
+        paid = select(func.count()).select_from(PaymentInfo).where(PaymentInfo.payment_status == PAID)
+        awarded = select(func.count()).select_from(PointsLedger).where(PointsLedger.kind == PointsKind.AWARD)
         with self.app.app_context():
-            paid = db.session.scalar(
-                select(func.count()).select_from(PaymentInfo).where(PaymentInfo.payment_status == PAID)
-            )
-            awarded = db.session.scalar(
-                select(func.count()).select_from(PointsLedger).where(PointsLedger.kind == PointsKind.AWARD)
-            )
+            backlog = db.session.scalar(select(paid.scalar_subquery() - awarded.scalar_subquery()))
             db.session.remove()
-        return paid - awarded
+        return backlog
 
 
 if __name__ == "__main__":
