@@ -7,7 +7,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from .mariadb import unavailable
-from .services import PrivateRedis, free_port, wait_until
+from .services import PrivateRedis, free_ports, wait_until
 
 
 class PrivateRedisCluster:
@@ -17,6 +17,7 @@ class PrivateRedisCluster:
 
     def __init__(self, directory, node_timeout_ms: int = 2000):
         self.nodes = []
+        ports = free_ports(12)  # six clients' ports and six buses', all distinct
         for index in range(6):
             path = directory / f"node-{index}"
             path.mkdir(parents=True, exist_ok=True)
@@ -24,9 +25,9 @@ class PrivateRedisCluster:
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", str(node_timeout_ms),
-                "--cluster-port", str(free_port()),  # the bus, else port + 10000, maybe taken
+                "--cluster-port", str(ports[6 + index]),  # the bus, else port + 10000, maybe taken
             )  # fmt: skip
-            self.nodes.append(PrivateRedis(path, *options))
+            self.nodes.append(PrivateRedis(path, *options, port=ports[index]))
 
     @property
     def url(self) -> str:

@@ -60,17 +60,27 @@ FAST = {
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: each probe stays bound until all are chosen, so one
+    freed port is never handed out twice (a cluster picks twelve before it starts a node)."""
+    with contextlib.ExitStack() as probes:
+        ports = []
+        for _ in range(count):
+            probe = probes.enter_context(socket.socket())
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+        return ports
 
 
 class PrivateRedis:
     """A redis-server of this test's own, on a free port, keeping nothing on disk; on a
     ``host`` of tests/support/hosts.py, on its address, else on loopback."""
 
-    def __init__(self, directory: Path, *options: str, host=None):
-        self.port = free_port()
+    def __init__(self, directory: Path, *options: str, host=None, port=None):
+        self.port = port or free_port()
         self.address = host.address if host else "127.0.0.1"
         self.launcher = host.launcher if host else []
         self.url = f"redis://{self.address}:{self.port}/0"
