@@ -131,3 +131,9 @@ class ProviderError(DomainError):
 
 class TradeNotFound(ProviderError):
     """The provider has no trade with this number (never opened, or not ours)."""
+
+
+class TransactionConflict(Exception):
+    """The database aborted a unit of work's transaction to end a conflict with another
+    (MariaDB's deadlock victim, error 1213; or, with snapshot isolation, 1020: a row changed
+    since this transaction's snapshot). Nothing of it happened: the same work may run again."""

@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
 
 from . import events, logfields
-from .errors import DomainError, NotificationRejected, OrderNotFound, OrderNotPayable, PaymentNotFound
+from .errors import (
+    DomainError,
+    NotificationRejected,
+    OrderNotFound,
+    OrderNotPayable,
+    PaymentNotFound,
+    TransactionConflict,
+)
 from .model import (
     DEAD_ORDER_STATUSES,
     MONEY_TAKEN,
@@ -163,7 +170,9 @@ class PaymentService:
                 outcome, payment, entry = self._refund_notice(provider_name, notification, entry)
             else:
                 self._confirm_by_query(provider, notification)
-                outcome, payment, entry = self._apply(provider_name, notification, entry)
+                outcome, payment, entry = _through_conflicts(
+                    lambda: self._apply(provider_name, notification, entry)
+                )
         except NotificationRejected as rejected:
             if keep_refused is None or keep_refused():
                 log.warning("%s notification rejected: %s", provider_name, rejected)
@@ -467,6 +476,24 @@ class PaymentService:
         entry = uow.notifications.add(replace(entry, accepted=True, outcome=outcome))
         uow.commit()
         return entry
+
+
+#: How often a notification's transaction runs before a conflict is left to the provider's retry.
+CONFLICT_ATTEMPTS = 3
+
+
+def _through_conflicts(work: Callable):
+    """``work()``, run again while the database aborts its transaction to end a conflict with
+    another (the suite saw a notification's payment update chosen as a deadlock's victim, among
+    concurrent notifications just after MariaDB restarted): nothing of an aborted run happened,
+    and answering the provider "try again" for it would delay the payment by its retry series."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return work()
+        except TransactionConflict as conflict:
+            if attempt == CONFLICT_ATTEMPTS:
+                raise
+            log.warning("transaction aborted (%s): running it again (attempt %s)", conflict, attempt + 1)
 
 
 def _moves(payment: Payment | None, notification: Notification) -> bool:

@@ -16,9 +16,11 @@ from enum import IntEnum
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from ...core import states
 from ...core.bills import DONE, BillRun
+from ...core.errors import TransactionConflict
 from ...core.events import Event
 from ...core.model import (
     MONEY_TAKEN,
@@ -206,6 +208,11 @@ class SqlUnitOfWork(UnitOfWork):
         #: (its snapshot: MariaDB's REPEATABLE READ, SQLite's write lock), until it moves the order.
         self.order_statuses: dict[str, int | None] = {}
 
+    def __exit__(self, kind, error, traceback):
+        super().__exit__(kind, error, traceback)
+        if isinstance(error, DBAPIError) and _error_code(error) in _CONFLICTS:
+            raise TransactionConflict(str(error.orig)) from error
+
     def _commit(self):
         self.transaction.commit()
         self.order_statuses = {}
@@ -216,6 +223,17 @@ class SqlUnitOfWork(UnitOfWork):
         self.transaction.rollback()
         self.order_statuses = {}
         self.moves = []
+
+
+#: MariaDB's and MySQL's codes for a transaction aborted by a conflict: the deadlock's victim
+#: (ER_LOCK_DEADLOCK) and a row changed since the snapshot (ER_CHECKREAD, innodb_snapshot_isolation).
+_CONFLICTS = frozenset({1213, 1020})
+
+
+def _error_code(error: DBAPIError):
+    """The server's error number (PyMySQL's and mysqlclient's first argument), else None."""
+    args = getattr(error.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
 
 
 def _transaction():

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from gmall_payment.core import events
-from gmall_payment.core.errors import UnknownProvider
+from gmall_payment.core.errors import TransactionConflict, UnknownProvider
 from gmall_payment.core.model import PaymentStatus
-from gmall_payment.core.payments import PaymentService
+from gmall_payment.core.payments import CONFLICT_ATTEMPTS, PaymentService
 from gmall_payment.ports.store import relayed
 
 
@@ -240,3 +240,49 @@ def test_losing_the_compare_and_set_to_another_worker_is_a_duplicate(
     assert outbox_events() == []  # the loser writes no event (the winner wrote its own)
     assert stored_payments()[0].trade_no == "RIVAL"
     assert calls == []
+
+
+def _aborting(unit_of_work, times):
+    """Units of work whose first ``times`` commits the database aborts, as it does a deadlock's
+    victim (``TransactionConflict``: nothing of the transaction kept)."""
+    left = [times]
+
+    def make():
+        uow = unit_of_work()
+        commit = uow.commit
+
+        def aborted():
+            if left[0]:
+                left[0] -= 1
+                raise TransactionConflict("(1213, 'Deadlock found when trying to get lock')")
+            commit()
+
+        uow.commit = aborted
+        return uow
+
+    return make
+
+
+def test_a_notification_whose_transaction_is_aborted_twice_is_run_again_and_recorded_once(
+    db, registry, clock, payment, notify_params, stored_payments, outbox_events
+):
+    payments = PaymentService(_aborting(db.unit_of_work, 2), registry, clock=clock)
+
+    result = payments.handle_notification("fakepay", notify_params(trade_no="T-0001"))
+
+    assert (result.outcome, result.body) == ("paid", "success")
+    assert [row.payment_status for row in stored_payments()] == [PaymentStatus.PAID]
+    assert [event.name for event in outbox_events()] == [events.PAYMENT_SUCCEEDED]
+    assert [(r.accepted, r.outcome) for r in db.tables.notifications.values()] == [(True, "paid")]
+
+
+def test_a_third_abort_is_left_to_the_provider_s_retry_with_nothing_recorded(
+    db, registry, clock, payment, notify_params, stored_payments, outbox_events
+):
+    payments = PaymentService(_aborting(db.unit_of_work, CONFLICT_ATTEMPTS), registry, clock=clock)
+
+    with pytest.raises(TransactionConflict):  # the web side answers it 500: the provider sends it again
+        payments.handle_notification("fakepay", notify_params(trade_no="T-0001"))
+
+    assert [row.payment_status for row in stored_payments()] == [PaymentStatus.UNPAID]
+    assert outbox_events() == [] and db.tables.notifications == {}
