@@ -1,20 +1,19 @@
 """python-alipay-sdk, corrected where it is wrong for us.
 
-The SDK signs our requests and calls the gateway; three things in it are not right:
+The SDK signs our requests and calls the gateway; four things in it are not right:
 
 - ``build_body`` stamps ``timestamp`` with the server's local time; Alipay reads it as
   Beijing time (UTC+8). We send Beijing time whatever the server's zone.
 - ``_get_string_to_be_signed`` finds the signed part of a response by counting braces, so a
   ``}`` inside a string value (a subject, a body) cuts it short and a genuine response fails
   to verify. We find it with a JSON scanner: the exact text of the ``<method>_response`` value.
+- it parses its keys at each client it makes, with pycryptodome's primality checks (~40 ms
+  a private key); we parse each key text once per process (``_imported``).
 - ``verify`` (for notifications) keeps empty values in the string it verifies, while Alipay
   leaves them out when it signs. We do not use it: notifications go through
   ``plugins.rsa2.verify``. And its response check knows one Alipay public key; we verify with
   ``response_keys``: any configured key (so the key can be rotated), or in certificate mode
   the key of the certificate the response names (``certificates.CertificateClient``).
-
-And it parses its keys at each client it makes, with pycryptodome's primality checks (~40 ms
-a private key); we parse each key text once per process (``_imported``).
 """
 
 import functools
