@@ -18,17 +18,14 @@ from prometheus_client import REGISTRY
 from sqlalchemy import update
 from support.forms import copied, log_out, logged_in, set_password
 from support.mariadb import unavailable
-from support.seckill_web import JSON
 from support.services import PrivateRedis, wait_until
+from support.session_cache import cache, click, counted_reads, subscribed
 from support.shop import make_app
 
 from gmall_payment.adapters import session_cache
 from gmall_payment.adapters.sql.models import Member, db
 
 pytestmark = pytest.mark.redis
-
-#: A SKU with no sale: the click answers 404 while signed in, 401 once the session ended.
-NOT_ON_SALE = 9999
 
 
 @pytest.fixture
@@ -61,47 +58,11 @@ def shops(tmp_path, redis_url):
         app.extensions["gmall"].bus.close()
 
 
-def cache(app):
-    return app.extensions["sessions"]
-
-
-def subscribed(app):
-    """``app``'s cache, once subscribed and loaded (trusted)."""
-    cache(app).start()
-    wait_until(lambda: cache(app).healthy, 10, "the session cache did not subscribe")
-    return cache(app)
-
-
 @pytest.fixture
 def quick(monkeypatch):
     """The subscriber pings and checks its load ten times a second."""
     monkeypatch.setattr(session_cache, "PING_SECONDS", 0.1)
     monkeypatch.setattr(session_cache, "SILENT_SECONDS", 0.5)
-
-
-class Reads(list):
-    """The member of each generation ``read`` makes from now on (``then(member)`` after each);
-    its loads of the ended sessions go on as they were."""
-
-    def __init__(self, read, then=None):
-        super().__init__()
-        self.read, self.then = read, then
-
-    def __call__(self, member_id):
-        self.append(member_id)
-        generation = self.read(member_id)
-        if self.then is not None:
-            self.then(member_id)
-        return generation
-
-    def __getattr__(self, name):
-        return getattr(self.read, name)
-
-
-def counted_reads(app, then=None) -> Reads:
-    """The member of each read of the database ``app``'s click makes from now on."""
-    cache(app).read = Reads(cache(app).read, then)
-    return cache(app).read
 
 
 def unannounced(app):
@@ -111,10 +72,6 @@ def unannounced(app):
         raise redis.ConnectionError("Redis is away")
 
     cache(app).channel.publish = unreachable
-
-
-def click(client) -> int:
-    return client.get(f"/seckill/{NOT_ON_SALE}", headers=JSON).status_code
 
 
 def test_a_member_whose_sessions_did_not_end_clicks_without_a_read(shops):

@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 import redis
+from support.cluster import PrivateRedisCluster
 from support.mariadb import MYSQL_URL, REQUIRE_SERVICES, mysql_database, mysql_server, unavailable  # noqa: F401 (a fixture)
 from support.services import REDIS_URL, PrivateRedis, Shop
 
@@ -81,3 +82,14 @@ def make_shop(tmp_path, database_url, redis_namespace):
     yield make
     for shop in made:
         shop.close()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A Redis Cluster of the test's own: three primaries, a replica each."""
+    servers = PrivateRedisCluster(tmp_path / "cluster")
+    servers.start()
+    try:
+        yield servers
+    finally:
+        servers.stop()

@@ -8,22 +8,11 @@ from collections import Counter
 
 import pytest
 import requests
-from support.cluster import PrivateRedisCluster
 from support.races import race
 from support.seckill_services import SECKILL, SKU, arrange, cookie, links, orders_of_sku, units_left
 from support.services import REDIS_URL, wait_until
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    servers = PrivateRedisCluster(tmp_path / "cluster")
-    servers.start()
-    try:
-        yield servers
-    finally:
-        servers.stop()
 
 
 def timed_click(session, shop, member_id):
