@@ -9,6 +9,7 @@ lost unnoticed. Here any error raises and the subscription is over; its owner ma
 
 import select
 
+import redis
 from redis.cluster import RedisCluster
 
 
@@ -24,10 +25,24 @@ class SessionChannel:
         self.client.publish(self.name, str(member_id))
 
     def subscribe(self) -> "Subscription":
-        """A new subscription, subscribed when this returns (redis.RedisError otherwise)."""
-        client = self.client
-        if isinstance(client, RedisCluster):
-            client = client.get_default_node().redis_connection
+        """A new subscription, subscribed when this returns (redis.RedisError otherwise). On a
+        cluster any node will do: its default node, else the first that answers. After a
+        fail-over redis-py keeps a dead default node until a command it sends fails there,
+        and it sends none of a subscription's."""
+        if not isinstance(self.client, RedisCluster):
+            return self._subscribed(self.client)
+        default = self.client.get_default_node()
+        nodes = [default, *(node for node in self.client.get_nodes() if node is not default)]
+        for node in nodes:
+            if node.redis_connection is None:
+                continue
+            try:
+                return self._subscribed(node.redis_connection)
+            except redis.ConnectionError as error:
+                failure = error
+        raise failure
+
+    def _subscribed(self, client: redis.Redis) -> "Subscription":
         connection = client.connection_pool.make_connection()
         connection.client_name = self.name  # so that CLIENT LIST tells it (an operator, a test)
         return Subscription(connection, self.name)
