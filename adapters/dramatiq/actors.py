@@ -165,7 +165,7 @@ class DramatiqBus(MessageBus):
             return
         with self._lock:
             if self.worker is None and not self._closing:
-                if not self._booted:  # once per process, as `dramatiq` does (TimeLimit starts a thread)
+                if not self._booted:  # once per broker, as `dramatiq` boots a process once
                     self.broker.emit_after("process_boot")
                     self._booted = True
                 worker = Worker(self.broker, worker_threads=self.threads, worker_timeout=100)

@@ -1,6 +1,7 @@
 """The in-process worker's start and stop, when its own periodic jobs publish while it stops
 (the outbox sweep and the flash sale's tick both do): the stop must not wait out its 30 s
-join, nor leave a worker or a job's thread running behind it."""
+join, nor leave a worker or a job's thread running behind it. Nor does each broker booted in
+the process leave a time-limit watcher of its own."""
 
 import threading
 import time
@@ -8,7 +9,7 @@ import time
 from dramatiq.brokers.stub import StubBroker
 
 from gmall_payment.adapters.dramatiq.actors import DramatiqBus
-from gmall_payment.adapters.dramatiq.broker import Periodic
+from gmall_payment.adapters.dramatiq.broker import BrokerSettings, Periodic, ProcessTimeLimit, make_broker
 
 
 def job_threads():
@@ -49,3 +50,21 @@ def test_a_job_publishing_while_the_worker_stops_neither_restarts_it_nor_outlive
     assert bus.worker is not None and len(job_threads()) == 1
     bus.close()
     assert bus.worker is None and not job_threads()
+
+
+def _watchers():
+    return [thread for thread in threading.enumerate() if type(thread).__name__ == "_CtypesTimeoutManager"]
+
+
+def test_the_brokers_booted_in_one_process_share_one_time_limit_watcher():
+    before = _watchers()
+    brokers = [make_broker(BrokerSettings(), []) for _ in range(3)]
+    for broker in brokers:
+        DramatiqBus(broker, actors={}, routes={}, threads=1).start()  # boots the broker, then stops
+        broker.close()
+
+    started = set(_watchers()) - set(before)
+    assert len(started) <= 1  # none if a broker booted in this process before (another test's)
+    limits = [m for broker in brokers for m in broker.middleware if isinstance(m, ProcessTimeLimit)]
+    [manager] = {limit.manager for limit in limits}
+    assert len(limits) == 3 and manager.is_alive() and manager in _watchers()
