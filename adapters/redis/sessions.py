@@ -33,12 +33,13 @@ class SessionChannel:
             return self._subscribed(self.client)
         default = self.client.get_default_node()
         nodes = [default, *(node for node in self.client.get_nodes() if node is not default)]
+        failure = redis.ConnectionError("no node of the cluster is known")
         for node in nodes:
             if node.redis_connection is None:
                 continue
             try:
                 return self._subscribed(node.redis_connection)
-            except redis.ConnectionError as error:
+            except (redis.ConnectionError, redis.TimeoutError) as error:
                 failure = error
         raise failure
 
