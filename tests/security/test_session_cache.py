@@ -10,7 +10,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 
 import pytest
 import redis
@@ -19,7 +18,7 @@ from sqlalchemy import update
 from support.forms import copied, log_out, logged_in, set_password
 from support.mariadb import unavailable
 from support.services import PrivateRedis, wait_until
-from support.session_cache import cache, click, counted_reads, subscribed
+from support.session_cache import cache, click, counted_reads, shops_on, subscribed
 from support.shop import make_app
 
 from gmall_payment.adapters import session_cache
@@ -39,23 +38,8 @@ def redis_url():
 @pytest.fixture
 def shops(tmp_path, redis_url):
     """``make(**settings)``: another shop on the one database and Redis namespace."""
-    namespace = f"gmall-test-{uuid.uuid4().hex[:8]}"
-    made = []
-
-    def make(**settings):
-        settings = {
-            "REDIS_URL": redis_url,
-            "REDIS_NAMESPACE": namespace,
-            "OPERATOR_TOKEN": "t" * 32,
-            **settings,
-        }
-        made.append(make_app(tmp_path, **settings))
-        return made[-1]
-
-    yield make
-    for app in made:
-        app.extensions["sessions"].close()
-        app.extensions["gmall"].bus.close()
+    with shops_on(tmp_path, redis_url) as make:
+        yield make
 
 
 @pytest.fixture

@@ -3,13 +3,10 @@ is heard by another (the cluster passes what is published on any node to the sub
 every node), also once the node the other's subscription was on has died: it subscribes again
 on a node that answers, and clicks go on without reading the database."""
 
-import uuid
-
 import pytest
 from support.forms import copied, log_out, logged_in
 from support.services import REDIS_URL, wait_until
-from support.session_cache import cache, click, counted_reads, subscribed
-from support.shop import make_app
+from support.session_cache import cache, click, counted_reads, shops_on, subscribed
 
 from gmall_payment.adapters import session_cache
 
@@ -21,22 +18,8 @@ def shops(tmp_path, cluster, monkeypatch):
     """``make()``: another shop on one database and the cluster (the broker on the plain Redis,
     as Dramatiq needs); its subscriber tries again after 0.2 s."""
     monkeypatch.setattr(session_cache, "RETRY_SECONDS", 0.2)
-    settings = {
-        "REDIS_URL": cluster.url,
-        "BROKER_REDIS_URL": REDIS_URL,
-        "REDIS_NAMESPACE": f"gmall-test-{uuid.uuid4().hex[:8]}",
-        "OPERATOR_TOKEN": "t" * 32,
-    }
-    made = []
-
-    def make():
-        made.append(make_app(tmp_path, **settings))
-        return made[-1]
-
-    yield make
-    for app in made:
-        app.extensions["sessions"].close()
-        app.extensions["gmall"].bus.close()
+    with shops_on(tmp_path, cluster.url, BROKER_REDIS_URL=REDIS_URL) as make:
+        yield make
 
 
 def _subscribed_on(app) -> int:
