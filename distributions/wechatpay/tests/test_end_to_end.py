@@ -24,8 +24,7 @@ def test_qr_page_scan_pay_notify_pays_the_order_once(tmp_path, scenario):
         before = open_order(app)
         order_sn = before["order_sn"]
         browser, page = qr_page(base_url, order_sn)
-        nonce = re.search(r"'nonce-([^']+)'", page.headers["Content-Security-Policy"]).group(1)
-        assert f'<script nonce="{nonce}">' in page.text  # the polling script runs under the shop's policy
+        assert '<script src="/static/checkout_qr.js">' in page.text  # its polling, the shop's own file
         assert 'data-code-url="weixin://wxpay/bizpayurl?pr=' in page.text
         done = scan_and_pay(browser, base_url, page, scenario=scenario)
         assert done.status_code == 200 and 'data-state="SUCCESS"' in done.text
