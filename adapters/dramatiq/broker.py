@@ -107,15 +107,15 @@ class ProcessTimeLimit(TimeLimit):
     hundreds: 100 left 100 threads costing 3 % of a core, idle). The watcher keys its deadlines
     by thread, so one serves every broker's worker threads."""
 
-    _booted: TimeLimit | None = None
+    _shared = None  # the watcher the process's first boot started
     _lock = threading.Lock()
 
     def after_process_boot(self, broker):
         with ProcessTimeLimit._lock:
-            if ProcessTimeLimit._booted is None:
+            if ProcessTimeLimit._shared is None:
                 super().after_process_boot(broker)
-                ProcessTimeLimit._booted = self
-        self.manager = ProcessTimeLimit._booted.manager
+                ProcessTimeLimit._shared = self.manager
+        self.manager = ProcessTimeLimit._shared
 
 
 def make_broker(settings: BrokerSettings, middleware: list[Middleware]) -> Broker:
